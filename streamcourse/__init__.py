@@ -1,0 +1,19 @@
+"""Support package for the course *Streaming with FastAPI*.
+
+Learners import what a notebook needs from here in its first cell::
+
+    from streamcourse import serve, check, pace
+"""
+
+from streamcourse.pacing import pace
+from streamcourse.server import serve
+
+__all__ = ["serve", "pace", "check"]
+__version__ = "0.1.0"
+
+
+def check(exercise: str):  # imported lazily: pytest is only needed when checking
+    """Run the checks of one exercise against this kernel's definitions and show the result."""
+    from streamcourse.checking import check as _check
+
+    return _check(exercise)

@@ -1,0 +1,182 @@
+"""Make ``labs/`` from ``solutions/``, and prove the checks grade what they claim to.
+
+``solutions/`` is the single source: ``build`` replaces every region between
+``# BEGIN SOLUTION`` and ``# END SOLUTION`` with a stub. Inside a function the
+stub is ``raise NotImplementedError`` (the lab still runs top to bottom; the
+check says "not written yet"); at the top level of a cell it is ``...``, so the
+name the exercise should define stays undefined and the check says which.
+
+``validate`` runs every check against the solution (all must pass), the blank
+lab (all must fail) and each known wrong answer kept in
+``tests/labs/wrong/<exercise>/<mistake>.py`` (at least one check of that
+exercise must fail).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from streamcourse import notebooks
+from streamcourse.checking import CHECKS_DIR, REPO, SOLUTIONS_DIR, execute_notebook, run_checks
+
+__all__ = ["LABS_DIR", "WRONG_DIR", "stub_solutions", "build_lab", "build", "stale_labs", "validate"]
+
+LABS_DIR = REPO / "labs"
+WRONG_DIR = CHECKS_DIR / "wrong"
+
+_BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION\s*$")
+_END = re.compile(r"^[ \t]*# END SOLUTION\s*$")
+
+
+class BuildError(ValueError):
+    """A solution notebook that cannot become a lab; the message names the cell."""
+
+
+def stub_solutions(source: str, where: str = "cell") -> str:
+    """Replace each solution region of a cell with its stub."""
+    out: list[str] = []
+    inside: str | None = None
+    for line in source.splitlines():
+        begin = _BEGIN.match(line)
+        if begin:
+            if inside is not None:
+                raise BuildError(f"{where}: '# BEGIN SOLUTION' inside another solution region")
+            inside = begin["indent"]
+            out.append(f"{inside}# YOUR CODE HERE")
+            out.append(f"{inside}raise NotImplementedError" if inside else "...")
+        elif _END.match(line):
+            if inside is None:
+                raise BuildError(f"{where}: '# END SOLUTION' without '# BEGIN SOLUTION'")
+            inside = None
+        elif inside is None:
+            out.append(line)
+    if inside is not None:
+        raise BuildError(f"{where}: '# BEGIN SOLUTION' is never closed with '# END SOLUTION'")
+    return "\n".join(out)
+
+
+def _clean(cell: nbformat.NotebookNode) -> None:
+    if cell.cell_type == "code":
+        cell.outputs = []
+        cell.execution_count = None
+
+
+def build_lab(solution: Path) -> nbformat.NotebookNode:
+    """The lab notebook made from one solution notebook."""
+    nb = copy.deepcopy(notebooks.read(solution))
+    expected_lab = solution.name[:5]
+    if notebooks.lab_of(nb) != expected_lab:
+        raise BuildError(f"{solution.name}: metadata.streamcourse.lab must be {expected_lab!r}")
+    for index, cell in enumerate(nb.cells):
+        _clean(cell)
+        where = f"{solution.name} cell {index}"
+        if cell.cell_type != "code":
+            continue
+        has_region = "# BEGIN SOLUTION" in cell.source
+        exercise = notebooks.cell_info(cell).get("exercise")
+        if exercise and not has_region:
+            raise BuildError(f"{where}: exercise {exercise} has no '# BEGIN SOLUTION' region")
+        if has_region and not exercise:
+            raise BuildError(f"{where}: a solution region outside an exercise cell (add metadata.streamcourse.exercise)")
+        if exercise and not str(exercise).startswith(expected_lab + "."):
+            raise BuildError(f"{where}: exercise id {exercise!r} must start with {expected_lab}.")
+        if has_region:
+            cell.source = stub_solutions(cell.source, where)
+    return nb
+
+
+def _solutions(solutions_dir: Path) -> list[Path]:
+    return sorted(solutions_dir.glob("lab[0-9][0-9]_*.ipynb"))
+
+
+def _text(nb: nbformat.NotebookNode) -> str:
+    return nbformat.writes(nb) + "\n"
+
+
+def build(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR) -> list[Path]:
+    """Write ``labs/`` from ``solutions/``; returns the labs written."""
+    labs_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for solution in _solutions(solutions_dir):
+        target = labs_dir / solution.name
+        target.write_text(_text(build_lab(solution)), encoding="utf-8")
+        written.append(target)
+    return written
+
+
+def stale_labs(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR) -> list[str]:
+    """What is out of date in ``labs/``, one line each (empty when all are current)."""
+    problems = []
+    expected = {s.name: s for s in _solutions(solutions_dir)}
+    for name, solution in expected.items():
+        target = labs_dir / name
+        if not target.exists():
+            problems.append(f"labs/{name} is missing")
+        elif target.read_text(encoding="utf-8") != _text(build_lab(solution)):
+            problems.append(f"labs/{name} is stale")
+    for lab in sorted(labs_dir.glob("*.ipynb")):
+        if lab.name not in expected:
+            problems.append(f"labs/{lab.name} has no solution in solutions/")
+    return problems
+
+
+# --------------------------------------------------------------------------- validate
+
+
+@dataclass
+class Finding:
+    ok: bool
+    text: str
+
+
+def wrong_answers(exercise: str) -> list[Path]:
+    return sorted((WRONG_DIR / exercise).glob("*.py"))
+
+
+def validate_lab(solution: Path, labs_dir: Path = LABS_DIR) -> list[Finding]:
+    """Every check passes on the solution, fails on the blank lab, and each wrong answer is caught."""
+    findings: list[Finding] = []
+    nb = notebooks.read(solution)
+    exercises = [e.id for e in notebooks.exercises(nb)]
+    lab = labs_dir / solution.name
+
+    solved = run_checks(execute_notebook(solution), exercises)
+    blank = run_checks(execute_notebook(lab), exercises)
+    for run in (solved, blank):
+        if run.collect_errors:
+            findings.append(Finding(False, "checks could not be collected: " + "; ".join(run.collect_errors)))
+    checked = {r.exercise for r in solved.results}
+    for exercise in exercises:
+        if exercise not in checked:
+            findings.append(Finding(False, f"{exercise}: has no checks in tests/labs"))
+    if len(solved.results) != len(solved.collected):
+        findings.append(Finding(False, f"{solution.name}: {len(solved.collected)} checks collected, {len(solved.results)} ran"))
+    for result in solved.results:
+        ok = result.outcome == "passed"
+        findings.append(Finding(ok, f"{result.nodeid}: {'passes' if ok else 'does NOT pass'} on the solution" + ("" if ok else f" ({result.message})")))
+    for result in blank.results:
+        ok = result.outcome != "passed"
+        findings.append(Finding(ok, f"{result.nodeid}: {'fails' if ok else 'does NOT fail'} on the blank lab"))
+    for exercise in exercises:
+        for wrong in wrong_answers(exercise):
+            run = run_checks(execute_notebook(solution, [wrong.read_text(encoding="utf-8")]), [exercise])
+            caught = [r.name for r in run.results if r.outcome != "passed"]
+            label = f"{exercise}: wrong answer {wrong.stem!r}"
+            findings.append(Finding(bool(caught), f"{label} " + (f"rejected by {', '.join(caught)}" if caught else "is NOT rejected by any check")))
+    return findings
+
+
+def validate(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR) -> list[Finding]:
+    findings = [Finding(False, p) for p in stale_labs(solutions_dir, labs_dir)]
+    known = {e.id for s in _solutions(solutions_dir) for e in notebooks.exercises(notebooks.read(s))}
+    for folder in sorted(p for p in WRONG_DIR.glob("*") if p.is_dir()):
+        if folder.name not in known:
+            findings.append(Finding(False, f"tests/labs/wrong/{folder.name}: no exercise has that id"))
+    for solution in _solutions(solutions_dir):
+        findings.extend(validate_lab(solution, labs_dir))
+    return findings

@@ -1,0 +1,104 @@
+"""Read course notebooks: the one place that knows the notebook format.
+
+A lab notebook names its lab in ``metadata.streamcourse.lab``; each exercise
+cell names its exercise and points in ``cell.metadata.streamcourse``. A
+submission may have lost either (learners copy cells, old tools strip
+metadata), so every reader here falls back to something sensible and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+__all__ = [
+    "NotebookError",
+    "Exercise",
+    "read",
+    "lab_of",
+    "exercises",
+    "code_cells",
+    "is_check_cell",
+]
+
+_LAB_IN_NAME = re.compile(r"(lab\d\d)")
+_CHECK_CALL = re.compile(r"^\s*check\(\s*['\"][\w.]+['\"]\s*\)\s*;?\s*$")
+
+
+class NotebookError(ValueError):
+    """A notebook that cannot be read; the message says what to do about it."""
+
+
+@dataclass(frozen=True)
+class Exercise:
+    id: str
+    points: float
+    cell_index: int
+    source: str
+
+
+def read(path: str | Path) -> nbformat.NotebookNode:
+    """Read a notebook of any nbformat 4.x version, with a message a person can act on."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise NotebookError(f"{path} is not UTF-8 text; save it again from Jupyter.") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise NotebookError(
+            f"{path} is not valid notebook JSON (line {exc.lineno}: {exc.msg}); "
+            "it may have been edited outside Jupyter or truncated — save it again from Jupyter."
+        ) from None
+    if not isinstance(raw, dict) or "cells" not in raw and "worksheets" not in raw:
+        raise NotebookError(f"{path} is JSON but not a notebook (no cells).")
+    try:
+        nb = nbformat.reads(text, as_version=4)
+    except Exception as exc:  # nbformat raises several kinds for old or odd files
+        raise NotebookError(f"{path} could not be read as a notebook: {exc}") from None
+    return nb
+
+
+def lab_of(nb: nbformat.NotebookNode, path: str | Path | None = None) -> str | None:
+    """The lab id from the notebook's metadata, else from its file name (``lab03_sse.ipynb``)."""
+    lab = nb.metadata.get("streamcourse", {}).get("lab")
+    if isinstance(lab, str) and lab:
+        return lab
+    if path is not None:
+        match = _LAB_IN_NAME.search(Path(path).name)
+        if match:
+            return match.group(1)
+    return None
+
+
+def cell_info(cell: Any) -> dict[str, Any]:
+    """The ``streamcourse`` part of a cell's metadata (empty when absent)."""
+    info = cell.get("metadata", {}).get("streamcourse", {})
+    return info if isinstance(info, dict) else {}
+
+
+def exercises(nb: nbformat.NotebookNode) -> list[Exercise]:
+    """The exercise cells of a notebook, in order."""
+    found = []
+    for index, cell in enumerate(nb.cells):
+        info = cell_info(cell)
+        if cell.cell_type == "code" and "exercise" in info:
+            found.append(Exercise(str(info["exercise"]), float(info.get("points", 1)), index, cell.source))
+    return found
+
+
+def is_check_cell(source: str) -> bool:
+    """True for a cell that only calls ``check("...")``: it runs checks, it defines nothing."""
+    lines = [line for line in source.splitlines() if line.strip() and not line.strip().startswith("#")]
+    return bool(lines) and all(_CHECK_CALL.match(line) for line in lines)
+
+
+def code_cells(nb: nbformat.NotebookNode) -> list[tuple[int, str]]:
+    """``(index, source)`` of every code cell, in order."""
+    return [(i, c.source) for i, c in enumerate(nb.cells) if c.cell_type == "code"]

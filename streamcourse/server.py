@@ -1,0 +1,160 @@
+"""Run a real uvicorn server inside the notebook's own process.
+
+Why a thread and not ``await server.serve()`` in the kernel: the kernel's event
+loop is busy running cells, and a cell that awaits a server never finishes. A
+daemon thread with its own event loop keeps the kernel free, and ordinary
+clients (httpx, the openai SDK, a browser) reach the server through a real
+socket on 127.0.0.1 — no ``nest_asyncio`` needed.
+
+Re-running a cell that calls ``serve(app, name="x")`` stops the earlier server
+called "x" first, so a notebook never fails with "address already in use".
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+
+__all__ = ["Server", "serve", "running", "stop_all"]
+
+#: Seconds a stopping server waits for open responses before cancelling them.
+#: Without a bound, one endless stream keeps uvicorn from ever stopping.
+GRACEFUL_SHUTDOWN_SECONDS = 0.5
+
+_running: dict[str, "Server"] = {}
+_lock = threading.Lock()
+
+
+@dataclass
+class Server:
+    """A running in-process server: use ``.url`` from kernel code, ``.link`` in a browser."""
+
+    name: str
+    port: int
+    root_path: str
+    _uvicorn: uvicorn.Server = field(repr=False)
+    _thread: threading.Thread = field(repr=False)
+    _socket: socket.socket = field(repr=False)
+
+    @property
+    def url(self) -> str:
+        """Base URL for code running in the kernel (always loopback, never the proxy)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def link(self) -> str:
+        """Base URL for the learner's browser: through jupyter-server-proxy on Binder."""
+        return browser_url(self.port)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving and wait for the thread, even with endless streams still open."""
+        self._uvicorn.should_exit = True
+        self._thread.join(timeout)
+        if self._thread.is_alive():  # a handler blocked outside the event loop
+            self._uvicorn.force_exit = True
+            self._thread.join(timeout)
+        self._socket.close()
+        with _lock:
+            if _running.get(self.name) is self:
+                del _running[self.name]
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _repr_html_(self) -> str:
+        state = "running" if self.running else "stopped"
+        link = html.escape(self.link)
+        return (
+            f"<b>{html.escape(self.name)}</b> {state} on port {self.port} — "
+            f'open <a href="{link}" target="_blank">{link}</a> '
+            f'(API docs: <a href="{link}docs" target="_blank">{link}docs</a>)'
+        )
+
+    def __str__(self) -> str:
+        return f"{self.name} serving on {self.url} (browser: {self.link})"
+
+
+def proxy_prefix() -> str | None:
+    """The JupyterHub/Binder prefix under which jupyter-server-proxy serves ports, if any."""
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
+    if not prefix:
+        return None
+    return prefix if prefix.endswith("/") else prefix + "/"
+
+
+def browser_url(port: int) -> str:
+    """Where a browser reaches ``port``: directly on a laptop, through the proxy on Binder."""
+    prefix = proxy_prefix()
+    if prefix is None:
+        return f"http://127.0.0.1:{port}/"
+    return f"{prefix}proxy/{port}/"
+
+
+def serve(app: Any, name: str = "app", *, log_level: str = "warning") -> Server:
+    """Start ``app`` on 127.0.0.1 (a free port) in a daemon thread; replaces a server of the same name."""
+    previous = _running.get(name)
+    if previous is not None:
+        previous.stop()
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    prefix = proxy_prefix()
+    # Behind jupyter-server-proxy the app lives under .../proxy/<port>; root_path
+    # lets /docs point the browser at the right openapi.json.
+    root_path = f"{prefix}proxy/{port}".rstrip("/") if prefix else ""
+
+    config = uvicorn.Config(
+        app,
+        log_level=log_level,
+        lifespan="auto",
+        root_path=root_path,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+    server = uvicorn.Server(config)
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            server.run(sockets=[sock])
+        except BaseException as exc:  # reported to the caller of serve()
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name=f"streamcourse-{name}", daemon=True)
+    thread.start()
+    while not server.started:
+        if failure or not thread.is_alive():
+            sock.close()
+            raise RuntimeError(f"server {name!r} failed to start: {failure[0] if failure else 'see the log above'}")
+        time.sleep(0.001)
+
+    handle = Server(name, port, root_path, server, thread, sock)
+    with _lock:
+        _running[name] = handle
+    return handle
+
+
+def running() -> dict[str, Server]:
+    """The servers this kernel is running now, by name."""
+    return dict(_running)
+
+
+def stop_all() -> None:
+    """Stop every server started with :func:`serve`."""
+    for handle in list(_running.values()):
+        handle.stop()

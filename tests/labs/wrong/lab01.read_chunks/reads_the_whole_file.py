@@ -1,0 +1,7 @@
+# Reads the whole file with f.read() and slices it: right chunks, but the whole file sits in memory
+# and nothing arrives until the input has ended.
+def read_chunks(path, size=65536):
+    with open(path, "rb") as f:
+        data = f.read()
+    for start in range(0, len(data), size):
+        yield data[start:start + size]

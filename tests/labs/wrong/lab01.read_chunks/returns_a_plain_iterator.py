@@ -1,0 +1,7 @@
+# iter(callable, sentinel) is lazy, but it is not a generator: the consumer cannot close() it,
+# so the file stays open until garbage collection.
+from functools import partial
+
+def read_chunks(path, size=65536):
+    f = open(path, "rb")
+    return iter(partial(f.read, size), b"")
