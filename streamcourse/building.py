@@ -1,4 +1,4 @@
-"""Make ``labs/`` from ``solutions/``, and prove the checks grade what they claim to.
+"""Make ``labs/`` (and the README's course map) from ``solutions/``, and prove the checks grade what they claim to.
 
 ``solutions/`` is the single source: ``build`` replaces every region between
 ``# BEGIN SOLUTION`` and ``# END SOLUTION`` with a stub. Inside a function the
@@ -24,9 +24,11 @@ import nbformat
 from streamcourse import notebooks
 from streamcourse.checking import CHECKS_DIR, REPO, SOLUTIONS_DIR, execute_notebook, run_checks
 
-__all__ = ["LABS_DIR", "WRONG_DIR", "stub_solutions", "build_lab", "build", "stale_labs", "validate"]
+__all__ = ["LABS_DIR", "WRONG_DIR", "stub_solutions", "build_lab", "build", "course_map", "stale_labs", "validate"]
 
 LABS_DIR = REPO / "labs"
+LESSONS_DIR = REPO / "notebooks"
+README = REPO / "README.md"
 WRONG_DIR = CHECKS_DIR / "wrong"
 
 _BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION\s*$")
@@ -98,15 +100,47 @@ def _text(nb: nbformat.NotebookNode) -> str:
     return nbformat.writes(nb) + "\n"
 
 
+def _title(path: Path) -> str:
+    """A notebook's title: the first markdown heading, without its number prefix."""
+    for cell in notebooks.read(path).cells:
+        for line in cell.source.splitlines():
+            if cell.cell_type == "markdown" and line.startswith("# "):
+                return re.sub(r"^(Lesson|Lab)?\s*\d+\s*[—:-]\s*", "", line[2:]).strip()
+    return path.stem
+
+
+def course_map(lessons_dir: Path = LESSONS_DIR, solutions_dir: Path = SOLUTIONS_DIR) -> str:
+    """The README's table of lessons and labs, made from the notebooks themselves."""
+    labs = {s.name[3:5]: s for s in _solutions(solutions_dir)}
+    rows = ["| # | lesson | lab | exercises |", "|---|---|---|---|"]
+    for lesson in sorted(lessons_dir.glob("[0-9][0-9]_*.ipynb")):
+        number = lesson.name[:2]
+        lab = labs.get(number)
+        lab_cell = f"[{lab.stem}](labs/{lab.name})" if lab else "—"
+        exercises = ", ".join(f"`{e.id}`" for e in notebooks.exercises(notebooks.read(lab))) if lab else ""
+        rows.append(f"| {number} | [{_title(lesson)}](notebooks/{lesson.name}) | {lab_cell} | {exercises} |")
+    return "\n".join(rows)
+
+
+def _readme_with_map(readme: Path) -> str:
+    text = readme.read_text(encoding="utf-8")
+    start, end = "<!-- course-map:start -->", "<!-- course-map:end -->"
+    if start not in text or end not in text:
+        raise BuildError(f"{readme.name} needs the markers {start} and {end} around the course map")
+    head, rest = text.split(start, 1)
+    return head + start + "\n" + course_map() + "\n" + end + rest.split(end, 1)[1]
+
+
 def build(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR) -> list[Path]:
-    """Write ``labs/`` from ``solutions/``; returns the labs written."""
+    """Write ``labs/`` from ``solutions/`` and the README's course map; returns the files written."""
     labs_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for solution in _solutions(solutions_dir):
         target = labs_dir / solution.name
         target.write_text(_text(build_lab(solution)), encoding="utf-8")
         written.append(target)
-    return written
+    README.write_text(_readme_with_map(README), encoding="utf-8")
+    return written + [README]
 
 
 def stale_labs(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR) -> list[str]:
@@ -122,6 +156,8 @@ def stale_labs(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR) -
     for lab in sorted(labs_dir.glob("*.ipynb")):
         if lab.name not in expected:
             problems.append(f"labs/{lab.name} has no solution in solutions/")
+    if README.read_text(encoding="utf-8") != _readme_with_map(README):
+        problems.append("README.md's course map is stale")
     return problems
 
 

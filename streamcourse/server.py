@@ -32,7 +32,7 @@ _running: dict[str, "Server"] = {}
 _lock = threading.Lock()
 
 
-@dataclass
+@dataclass(repr=False)
 class Server:
     """A running in-process server: use ``.url`` from kernel code, ``.link`` in a browser."""
 
@@ -85,7 +85,10 @@ class Server:
         )
 
     def __str__(self) -> str:
-        return f"{self.name} serving on {self.url} (browser: {self.link})"
+        state = "serving" if self.running else "stopped, was"
+        return f"{self.name} {state} on {self.url} (browser: {self.link})"
+
+    __repr__ = __str__
 
 
 def proxy_prefix() -> str | None:

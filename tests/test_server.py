@@ -91,11 +91,12 @@ def test_fifty_start_stop_cycles_leave_no_thread_and_no_listening_socket(no_bind
     threads_before = set(threading.enumerate())
     listening_before = listening_addresses()
 
-    for i in range(50):
-        server = serve(app, name=f"cycle-{i}")
-        assert httpx.get(server.url + "/").json() == {"hello": "world"}
-        assert httpx.get(server.url + "/sync").json() == {"hello": "thread"}
-        server.stop()
+    with httpx.Client() as client:
+        for i in range(50):
+            server = serve(app, name=f"cycle-{i}")
+            assert client.get(server.url + "/").json() == {"hello": "world"}
+            assert client.get(server.url + "/sync").json() == {"hello": "thread"}
+            server.stop()
 
     assert threads_after_grace(threads_before) == set()
     assert listening_addresses() == listening_before
@@ -189,8 +190,9 @@ def jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = (home / "server.log").open("wb")
     process = subprocess.Popen(
         [
-            str(Path(sys.executable).with_name("jupyter")),
-            "server",
+            sys.executable,
+            "-m",
+            "jupyter_server",
             "--no-browser",
             f"--ServerApp.token={TOKEN}",
             f"--ServerApp.base_url={PREFIX}",
