@@ -119,15 +119,24 @@ class _Plan:
     ttft: float
     token_interval: float
     fault: str | None
-    fault_after: int
+    fault_after: int  # tokens sent before a "midstream" error or a "stall"
 
 
 class _MidstreamFault(Exception):
     """Raised by the token generator when the request asked for an error mid-stream."""
 
 
-def _words(text: str) -> int:
-    return len(text.split())
+class _Refusal(Exception):
+    """Ends a request with an HTTP error before any byte of a stream is sent (known error 12)."""
+
+    def __init__(self, status: int, message: str, type_: str, code: str | None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        body = {"error": {"message": message, "type": type_, "param": None, "code": code}}  # the real API's shape
+        self.response = JSONResponse(body, status_code=status, headers=headers)
+
+
+MIDSTREAM_MESSAGE = "The server had an error while processing your request (simulated mid-stream failure)."
+RATE_LIMIT_MESSAGE = "Rate limit reached for requests (simulated by the course server). Please try again in 1s."
 
 
 def _content_text(content: Any) -> str:
@@ -137,6 +146,10 @@ def _content_text(content: Any) -> str:
     if isinstance(content, list):
         return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
     return ""
+
+
+def _words(messages: list[Any]) -> int:
+    return sum(len(_content_text(m.get("content")).split()) for m in messages if isinstance(m, dict))
 
 
 def _split(text: str) -> list[str]:
@@ -155,19 +168,17 @@ def _reply(prompt: str, length: int) -> list[str]:
     return [words[0]] + [" " + w for w in words[1:]]
 
 
-def _error(status: int, message: str, type_: str, code: str | None, headers: dict[str, str] | None = None) -> JSONResponse:
-    """An error in the real API's JSON shape, which the SDK turns into the matching exception."""
-    body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
-    return JSONResponse(body, status_code=status, headers=headers)
+def _number(body: dict[str, Any], key: str, default: float | None, kind: type = float) -> Any:
+    """A numeric request option (None stays None), or a 400 the SDK reports as BadRequestError."""
+    value = body.get(key, default)
+    try:
+        return None if value is None else kind(value)
+    except (TypeError, ValueError):
+        raise _Refusal(400, f"{key!r} must be a number.", "invalid_request_error", "invalid_value") from None
 
 
-def _rate_limited() -> JSONResponse:
-    message = "Rate limit reached for requests (simulated by the course server). Please try again in 1s."
-    headers = {"retry-after": "1", "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1s"}
-    return _error(429, message, "requests", "rate_limit_exceeded", headers)
-
-
-MIDSTREAM_MESSAGE = "The server had an error while processing your request (simulated mid-stream failure)."
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
 async def _tokens(gen: Generation, plan: _Plan) -> AsyncIterator[str]:
@@ -209,8 +220,14 @@ class _RecordedStream(StreamingResponse):
             await self.body_iterator.aclose()  # type: ignore[attr-defined]
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+async def _run_to_end(gen: Generation, plan: _Plan) -> None:
+    """Generate the whole reply for a non-streamed request (same pacing, same record)."""
+    try:
+        async with aclosing(_tokens(gen, plan)) as tokens:
+            async for _ in tokens:
+                pass
+    except _MidstreamFault as exc:  # nothing sent yet: a real HTTP error
+        raise _Refusal(500, str(exc), "server_error", "server_error") from None
 
 
 def make_app(*, ttft: float = 0.05, token_interval: float = 0.02, text: str | None = None,
@@ -220,35 +237,37 @@ def make_app(*, ttft: float = 0.05, token_interval: float = 0.02, text: str | No
     app.state.generations = []
     counter = itertools.count(1)
 
-    def start(api: str, body: dict[str, Any], messages: list[Any], limit: int | None) -> tuple[Generation, _Plan]:
+    @app.exception_handler(_Refusal)
+    async def refused(request: Any, exc: _Refusal) -> JSONResponse:
+        return exc.response
+
+    def start(api: str, body: dict[str, Any], messages: list[Any], limit_key: str) -> tuple[Generation, _Plan]:
+        """Record the request, then plan its reply, or refuse it with an HTTP error."""
         model = str(body.get("model") or MODEL)
         chosen = body.get("fault") or (model[len("fault-"):] if model.startswith("fault-") else None) or fault
         prompt = next((_content_text(m.get("content")) for m in reversed(messages)
                        if isinstance(m, dict) and m.get("role", "user") == "user"), "")
         n = next(counter)
-        gen = Generation(id=f"chatcmpl-sc{n:06d}" if api == "chat.completions" else f"resp_sc{n:06d}",
-                         api=api, model=model, prompt=prompt, stream=bool(body.get("stream")), fault=chosen)
+        gen = Generation(f"chatcmpl-sc{n:06d}" if api == "chat.completions" else f"resp_sc{n:06d}",
+                         api, model, prompt, bool(body.get("stream")), chosen)
         app.state.generations.append(gen)
-        tokens = _split(text) if text is not None else _reply(prompt, int(body.get("length", length)))
-        finish = "stop"
-        if limit is not None and limit < len(tokens):
-            tokens, finish = tokens[: max(limit, 0)], "length"
-        plan = _Plan(tokens, finish, float(body.get("ttft", ttft)), float(body.get("token_interval", token_interval)),
-                     chosen, int(body.get("fault_after", 3)))
+        try:
+            if chosen is not None and chosen not in FAULTS:
+                raise _Refusal(400, f"Unknown fault {chosen!r}; use one of {', '.join(FAULTS)}.",
+                               "invalid_request_error", "invalid_fault")
+            if chosen == "429":  # before any byte of the stream: a real HTTP status the SDK can raise
+                raise _Refusal(429, RATE_LIMIT_MESSAGE, "requests", "rate_limit_exceeded", {
+                    "retry-after": "1", "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1s"})
+            tokens = _split(text) if text is not None else _reply(prompt, _number(body, "length", length, int))
+            finish, limit = "stop", _number(body, limit_key, None, int)
+            if limit is not None and limit < len(tokens):
+                tokens, finish = tokens[: max(limit, 0)], "length"
+            plan = _Plan(tokens, finish, _number(body, "ttft", ttft), _number(body, "token_interval", token_interval),
+                         chosen, _number(body, "fault_after", 3, int))
+        except _Refusal:
+            gen._close()
+            raise
         return gen, plan
-
-    def prompt_tokens(messages: list[Any], extra: str = "") -> int:
-        return _words(extra) + sum(_words(_content_text(m.get("content"))) for m in messages if isinstance(m, dict))
-
-    def check_fault(gen: Generation) -> JSONResponse | None:
-        if gen.fault is not None and gen.fault not in FAULTS:
-            gen._close()
-            return _error(400, f"Unknown fault {gen.fault!r}; use one of {', '.join(FAULTS)}.",
-                          "invalid_request_error", "invalid_fault")
-        if gen.fault == "429":  # before any byte of the stream: a real HTTP status
-            gen._close()
-            return _rate_limited()
-        return None
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
@@ -260,62 +279,51 @@ def make_app(*, ttft: float = 0.05, token_interval: float = 0.02, text: str | No
     async def chat(body: dict[str, Any] = Body()) -> Any:  # the body is read BEFORE streaming starts
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
-            return _error(400, "'messages' must be a non-empty list.", "invalid_request_error", None)
-        limit = body.get("max_completion_tokens", body.get("max_tokens"))
-        gen, plan = start("chat.completions", body, messages, limit)
-        if (refused := check_fault(gen)) is not None:
-            return refused
-        created = int(time.time())
-        prompt_count = prompt_tokens(messages)
+            raise _Refusal(400, "'messages' must be a non-empty list.", "invalid_request_error", None)
+        gen, plan = start("chat.completions", body, messages,
+                          "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens")
+        base = {"id": gen.id, "object": "chat.completion.chunk", "created": int(time.time()), "model": gen.model,
+                "service_tier": "default", "system_fingerprint": None}
 
         def usage() -> dict[str, Any]:
-            return {"prompt_tokens": prompt_count, "completion_tokens": gen.tokens_sent,
-                    "total_tokens": prompt_count + gen.tokens_sent,
+            return {"prompt_tokens": _words(messages), "completion_tokens": gen.tokens_sent,
+                    "total_tokens": _words(messages) + gen.tokens_sent,
                     "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
                     "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
                                                   "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}
 
-        base = {"id": gen.id, "object": "chat.completion.chunk", "created": created, "model": gen.model,
-                "service_tier": "default", "system_fingerprint": None}
-
         if not gen.stream:
-            try:
-                async with aclosing(_tokens(gen, plan)) as tokens:
-                    async for _ in tokens:
-                        pass
-            except _MidstreamFault as exc:
-                return _error(500, str(exc), "server_error", "server_error")
+            await _run_to_end(gen, plan)
             message = {"role": "assistant", "content": gen.text, "refusal": None, "annotations": []}
-            return JSONResponse({**base, "object": "chat.completion", "usage": usage(), "choices": [
-                {"index": 0, "message": message, "logprobs": None, "finish_reason": plan.finish_reason}]},
-                headers={"x-request-id": gen.id})
+            choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": plan.finish_reason}
+            return JSONResponse({**base, "object": "chat.completion", "choices": [choice], "usage": usage()},
+                                headers={"x-request-id": gen.id})
 
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
-        def chunk(choices: list[Any], **extra: Any) -> str:
+        def chunk(delta: dict[str, Any] | None, finish: str | None = None, **extra: Any) -> str:
+            choices = [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
             payload = {**base, "choices": choices, **({"usage": None} if include_usage else {}), **extra}
             return f"data: {_dumps(payload)}\n\n"
 
-        def choice(delta: dict[str, Any], finish: str | None = None) -> list[Any]:
-            return [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
-
         async def events() -> AsyncIterator[str]:
-            role = chunk(choice({"role": "assistant", "content": "", "refusal": None}))
+            role = chunk({"role": "assistant", "content": "", "refusal": None})
             try:
                 async with aclosing(_tokens(gen, plan)) as tokens:
                     async for token in tokens:
                         if role:  # the role chunk goes out with the first token, after the TTFT
                             yield role
                             role = ""
-                        yield chunk(choice({"content": token}))
+                        yield chunk({"content": token})
             except _MidstreamFault as exc:  # after the first byte, an error can only travel in the stream
-                yield f"data: {_dumps({'error': {'message': str(exc), 'type': 'server_error', 'param': None, 'code': 'server_error'}})}\n\n"
+                error = {"message": str(exc), "type": "server_error", "param": None, "code": "server_error"}
+                yield f"data: {_dumps({'error': error})}\n\n"  # the SDK raises APIError on this
                 return
             if role:
                 yield role
-            yield chunk(choice({}, plan.finish_reason))
+            yield chunk({}, plan.finish_reason)
             if include_usage:
-                yield chunk([], usage=usage())  # choices is EMPTY here: chunk.choices[0] raises IndexError
+                yield chunk(None, usage=usage())  # choices is EMPTY here: chunk.choices[0] raises IndexError
             yield "data: [DONE]\n\n"
 
         return _RecordedStream(events(), gen)
@@ -325,17 +333,15 @@ def make_app(*, ttft: float = 0.05, token_interval: float = 0.02, text: str | No
         raw = body.get("input")
         messages = [{"role": "user", "content": raw}] if isinstance(raw, str) else raw
         if not isinstance(messages, list) or not messages:
-            return _error(400, "'input' must be a string or a non-empty list.", "invalid_request_error", None)
-        gen, plan = start("responses", body, messages, body.get("max_output_tokens"))
-        if (refused := check_fault(gen)) is not None:
-            return refused
-        created = time.time()
-        msg_id = "msg_" + gen.id.removeprefix("resp_")
-        prompt_count = prompt_tokens(messages, str(body.get("instructions") or ""))
+            raise _Refusal(400, "'input' must be a string or a non-empty list.", "invalid_request_error", None)
+        gen, plan = start("responses", body, messages, "max_output_tokens")
+        created, msg_id = time.time(), "msg_" + gen.id.removeprefix("resp_")
+        prompt_count = _words(messages) + len(str(body.get("instructions") or "").split())
+        status = "completed" if plan.finish_reason == "stop" else "incomplete"
 
         def response(status: str, output: list[Any], **extra: Any) -> dict[str, Any]:
-            done = status != "in_progress"
-            usage = {"input_tokens": prompt_count, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+            usage = {"input_tokens": prompt_count,
+                     "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
                      "output_tokens": gen.tokens_sent, "output_tokens_details": {"reasoning_tokens": 0},
                      "total_tokens": prompt_count + gen.tokens_sent}
             return {"id": gen.id, "object": "response", "created_at": created, "status": status,
@@ -344,23 +350,18 @@ def make_app(*, ttft: float = 0.05, token_interval: float = 0.02, text: str | No
                     "max_output_tokens": body.get("max_output_tokens"), "model": gen.model, "output": output,
                     "parallel_tool_calls": True, "previous_response_id": None, "temperature": 1.0,
                     "text": {"format": {"type": "text"}}, "tool_choice": "auto", "tools": [], "top_p": 1.0,
-                    "truncation": "disabled", "usage": usage if done else None, "metadata": {}, **extra}
+                    "truncation": "disabled", "usage": None if status == "in_progress" else usage,
+                    "metadata": {}, **extra}
 
-        def final(status: str) -> dict[str, Any]:
+        def final() -> dict[str, Any]:
             part = {"type": "output_text", "annotations": [], "logprobs": [], "text": gen.text}
             item = {"id": msg_id, "type": "message", "status": status, "content": [part], "role": "assistant"}
             extra = {"incomplete_details": {"reason": "max_output_tokens"}} if status == "incomplete" else {}
             return response(status, [item], **extra)
 
         if not gen.stream:
-            try:
-                async with aclosing(_tokens(gen, plan)) as tokens:
-                    async for _ in tokens:
-                        pass
-            except _MidstreamFault as exc:
-                return _error(500, str(exc), "server_error", "server_error")
-            status = "completed" if plan.finish_reason == "stop" else "incomplete"
-            return JSONResponse(final(status), headers={"x-request-id": gen.id})
+            await _run_to_end(gen, plan)
+            return JSONResponse(final(), headers={"x-request-id": gen.id})
 
         seq = itertools.count()
 
@@ -380,16 +381,15 @@ def make_app(*, ttft: float = 0.05, token_interval: float = 0.02, text: str | No
                 async with aclosing(_tokens(gen, plan)) as tokens:
                     async for token in tokens:
                         yield event("response.output_text.delta", **where, delta=token, logprobs=[])
-            except _MidstreamFault as exc:
+            except _MidstreamFault as exc:  # the terminal lifecycle event of a failed response
                 error = {"code": "server_error", "message": str(exc)}
                 yield event("response.failed", response=response("failed", [], error=error))
                 return
-            status = "completed" if plan.finish_reason == "stop" else "incomplete"
-            done = final(status)
-            part = done["output"][0]["content"][0]
+            done = final()
+            item = done["output"][0]
             yield event("response.output_text.done", **where, text=gen.text, logprobs=[])
-            yield event("response.content_part.done", **where, part=part)
-            yield event("response.output_item.done", output_index=0, item=done["output"][0])
+            yield event("response.content_part.done", **where, part=item["content"][0])
+            yield event("response.output_item.done", output_index=0, item=item)
             yield event(f"response.{status}", response=done)
 
         return _RecordedStream(events(), gen)
