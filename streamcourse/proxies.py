@@ -14,7 +14,9 @@ middlemen into the notebook, each a real HTTP reverse proxy on loopback:
   raises ``RemoteProtocolError`` — which is why long-lived streams send pings.
 
 Both close their upstream request when the client leaves or the cut happens, so the
-upstream generator's ``finally`` runs, exactly as it would behind the real thing.
+upstream generator's ``finally`` runs, exactly as it would behind the real thing. An
+upstream that breaks off mid-body is passed on as HTTP allows: a 502 while nothing has
+been sent yet, otherwise the same cut.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ _DROP_FROM_RESPONSE = _HOP_BY_HOP | {b"date", b"server"}
 
 def buffering_proxy(upstream: str, name: str = "buffering-proxy") -> Server:
     """Serve a proxy to ``upstream`` that holds back the whole body unless ``X-Accel-Buffering: no``."""
+    _quiet_uvicorn_about_cuts()
     return serve(_proxy_app(upstream, buffer=True, idle_timeout=None), name=name)
 
 
@@ -57,7 +60,7 @@ def idle_cutting_proxy(upstream: str, idle_timeout: float, name: str = "idle-pro
     return serve(_proxy_app(upstream, buffer=False, idle_timeout=idle_timeout), name=name)
 
 
-class IdleCut(Exception):
+class _Cut(Exception):
     """Raised out of the ASGI app to make uvicorn close the client socket mid-body: the cut."""
 
 
@@ -65,17 +68,18 @@ class _HideCuts(logging.Filter):
     """A cut is the demonstration, not a bug: keep its traceback out of the notebook."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], IdleCut))
+        return not (record.exc_info and isinstance(record.exc_info[1], _Cut))
 
 
 def _quiet_uvicorn_about_cuts() -> None:
+    """Both proxies cut (an upstream may break mid-body), so both install this once."""
     logger = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, _HideCuts) for f in logger.filters):
         logger.addFilter(_HideCuts())
 
 
 def _proxy_app(upstream: str, *, buffer: bool, idle_timeout: float | None) -> Callable[..., Awaitable[None]]:
-    """A plain ASGI app (no framework) so nothing between the two sockets buffers or retries."""
+    """A plain ASGI app: HTTP-aware (it must see headers), and no framework in between to buffer."""
     base = upstream.rstrip("/")
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -84,16 +88,17 @@ def _proxy_app(upstream: str, *, buffer: bool, idle_timeout: float | None) -> Ca
         body = await _read_body(receive)
         if body is None:
             return  # the client left before sending its request body
+        cut: str | None = None  # stays None when the client leaves and the relay is cancelled
         async with httpx.AsyncClient(timeout=None) as client:
-            request = client.build_request(scope["method"], _target(base, scope), content=body,
-                                           headers=[(k, v) for k, v in scope["headers"] if k.lower() not in _DROP_FROM_REQUEST])
+            headers = [(k, v) for k, v in scope["headers"] if k.lower() not in _DROP_FROM_REQUEST]
+            request = client.build_request(scope["method"], _target(base, scope), headers=headers, content=body)
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(_cancel_on_disconnect, receive, tasks.cancel_scope)
                 cut = await _relay(client, request, send, buffer, idle_timeout)
                 tasks.cancel_scope.cancel()
         if cut:
-            _log.info("cut %s %s after %s s without a byte from upstream", scope["method"], scope["path"], idle_timeout)
-            raise IdleCut(f"no byte from upstream for {idle_timeout} s")
+            _log.info("cut %s %s: %s", scope["method"], scope["path"], cut)
+            raise _Cut(cut)
 
     return app
 
@@ -127,38 +132,45 @@ async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> N
 
 
 async def _relay(client: httpx.AsyncClient, request: httpx.Request, send: Send,
-                 buffer: bool, idle_timeout: float | None) -> bool:
-    """Pass the upstream response to the client; True when it was cut for idleness."""
+                 buffer: bool, idle_timeout: float | None) -> str | None:
+    """Pass the upstream response to the client; why the client must be cut off mid-body, if it must."""
     try:
         with anyio.fail_after(idle_timeout):  # None: wait for ever
             response = await client.send(request, stream=True)
     except TimeoutError:
         await _plain(send, 504, "Gateway Timeout: upstream sent no response headers in time\n")
-        return False
+        return None
     except httpx.HTTPError as exc:
         await _plain(send, 502, f"Bad Gateway: {exc!r}\n")
-        return False
+        return None
     try:
         headers = [(k, v) for k, v in response.headers.raw
                    if k.lower() not in _DROP_FROM_RESPONSE and not k.lower().startswith(b"x-accel-")]
         start = {"type": "http.response.start", "status": response.status_code, "headers": headers}
         chunks = response.aiter_raw()  # raw: a gzip body passes through still compressed
         if buffer and response.headers.get("x-accel-buffering", "").strip().lower() != "no":
-            whole = b"".join([chunk async for chunk in chunks])
+            try:
+                whole = b"".join([chunk async for chunk in chunks])
+            except httpx.HTTPError as exc:  # nothing sent yet: the client can still get a real error
+                await _plain(send, 502, f"Bad Gateway: upstream broke off: {exc!r}\n")
+                return None
             await send(start)
             await send({"type": "http.response.body", "body": whole})
-            return False
+            return None
         await send(start)
         while True:
-            with anyio.move_on_after(idle_timeout) as idle:  # None: never idle
-                chunk = await anext(chunks, None)
+            try:
+                with anyio.move_on_after(idle_timeout) as idle:  # None: never idle
+                    chunk = await anext(chunks, None)
+            except httpx.HTTPError as exc:  # the upstream broke mid-body: so does the relay
+                return f"upstream broke off: {exc!r}"
             if idle.cancelled_caught:
-                return True
+                return f"no byte from upstream for {idle_timeout} s"
             if chunk is None:
                 break
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
-        return False
+        return None
     finally:
         await response.aclose()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import itertools
+import logging
 import socket
 import threading
 import time
@@ -98,6 +99,15 @@ class Upstream:
             return Response(gzip.compress(b"hello " * 1000), media_type="text/plain",
                             headers={"Content-Encoding": "gzip"})
 
+        @app.get("/broken")
+        async def broken() -> StreamingResponse:
+            async def body() -> AsyncIterator[str]:
+                yield "data: first\n\n"
+                await asyncio.sleep(GAP)
+                raise RuntimeError("upstream breaks off mid-body (on purpose)")
+
+            return StreamingResponse(body(), media_type=SSE)
+
         @app.get("/slow-headers")
         async def slow_headers() -> Response:
             await asyncio.sleep(1)  # > IDLE, without a byte
@@ -121,6 +131,30 @@ def buffering(upstream: tuple[Upstream, Server]) -> Iterator[Server]:
 def idle(upstream: tuple[Upstream, Server]) -> Iterator[Server]:
     with idle_cutting_proxy(upstream[1].url, IDLE, name="test-idle-proxy") as proxy:
         yield proxy
+
+
+class Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def no_server_errors() -> Iterator[None]:
+    """A proxy must handle leaving clients and cuts without an error in uvicorn's log."""
+    handler = Collect()
+    logger = logging.getLogger("uvicorn.error")  # where uvicorn reports "Exception in ASGI application"
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+    unexpected = [r.getMessage() + repr(r.exc_info and r.exc_info[1]) for r in handler.records
+                  if "on purpose" not in repr(r.exc_info and r.exc_info[1])]
+    assert not unexpected, f"servers logged errors: {unexpected}"
 
 
 def new_tag() -> str:
@@ -218,6 +252,12 @@ async def test_proxy_answers_502_when_the_upstream_is_unreachable():
     assert response.status_code == 502
 
 
+async def test_buffering_proxy_answers_502_when_the_upstream_breaks_off_mid_body(buffering):
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.get(f"{buffering.url}/broken")
+    assert response.status_code == 502
+
+
 # --- idle-cutting proxy ----------------------------------------------------------
 
 
@@ -274,6 +314,15 @@ async def test_idle_proxy_closes_the_upstream_when_the_client_leaves(upstream, i
             async for chunk in response.aiter_raw():
                 break  # leave after the first event of an endless stream
     assert await asyncio.to_thread(up.finished[tag].wait, 3), "upstream generator never saw the disconnect"
+
+
+async def test_idle_proxy_cuts_the_client_when_the_upstream_breaks_off_mid_body(idle):
+    received = []
+    with pytest.raises(httpx.RemoteProtocolError):
+        async with httpx.AsyncClient(timeout=10) as client, client.stream("GET", f"{idle.url}/broken") as response:
+            async for chunk in response.aiter_raw():
+                received.append(chunk)
+    assert received == [b"data: first\n\n"]
 
 
 async def test_idle_proxy_answers_504_when_upstream_headers_take_longer_than_idle_timeout(idle):
