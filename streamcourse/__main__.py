@@ -26,7 +26,7 @@ def _build(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from streamcourse import building
 
-    findings = building.validate()
+    findings = building.validate(jobs=args.jobs)
     bad = [f for f in findings if not f.ok]
     for finding in findings if args.verbose else bad:
         print(("ok   " if finding.ok else "FAIL ") + finding.text)
@@ -58,6 +58,7 @@ def parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="prove every check fails on the blank lab and passes on the solution")
     validate.add_argument("-v", "--verbose", action="store_true", help="show the validations that hold too")
+    validate.add_argument("--jobs", type=int, default=None, help="labs validated at once (default: CPU count)")
     validate.set_defaults(run=_validate)
 
     grade = sub.add_parser("grade", help="grade submitted lab notebooks")

@@ -15,7 +15,10 @@ exercise must fail).
 from __future__ import annotations
 
 import copy
+import multiprocessing
+import os
 import re
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -207,12 +210,15 @@ def validate_lab(solution: Path, labs_dir: Path = LABS_DIR) -> list[Finding]:
     return findings
 
 
-def validate(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR) -> list[Finding]:
+def validate(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR, jobs: int | None = None) -> list[Finding]:
+    """All of the above for every lab; labs are validated in parallel, each in a fresh process."""
     findings = [Finding(False, p) for p in stale_labs(solutions_dir, labs_dir)]
     known = {e.id for s in _solutions(solutions_dir) for e in notebooks.exercises(notebooks.read(s))}
     for folder in sorted(p for p in WRONG_DIR.glob("*") if p.is_dir()):
         if folder.name not in known:
             findings.append(Finding(False, f"tests/labs/wrong/{folder.name}: no exercise has that id"))
-    for solution in _solutions(solutions_dir):
-        findings.extend(validate_lab(solution, labs_dir))
+    # spawn, not fork: each lab's notebooks start servers and threads of their own.
+    with ProcessPoolExecutor(jobs or os.cpu_count(), mp_context=multiprocessing.get_context("spawn")) as pool:
+        for lab_findings in pool.map(validate_lab, _solutions(solutions_dir), [labs_dir] * len(_solutions(solutions_dir))):
+            findings.extend(lab_findings)
     return findings
