@@ -26,6 +26,7 @@ import io
 import linecache
 import os
 import re
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -368,12 +369,21 @@ def run_checks(
     exercises: Iterable[str] = (),
     check_dirs: Iterable[Path] = (CHECKS_DIR,),
     extra_args: Iterable[str] = (),
+    plugins: Iterable[object] = (),
+    output: io.TextIOBase | None = None,
 ) -> Run:
-    """Run checks in this process (in the calling thread) and return each outcome."""
+    """Run checks in this process (in the calling thread) and return each outcome.
+
+    ``plugins`` are extra pytest plugin objects (the grader streams each result
+    with one); ``output``, when given, receives what the run prints instead of
+    ``Run.output`` (the grader passes a capped writer, so a flood of prints
+    cannot eat the memory).
+    """
     collector = _Collector(namespace)
     out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        pytest.main(_pytest_args(exercises, check_dirs) + list(extra_args), plugins=[collector])
+    sink = out if output is None else output
+    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        pytest.main(_pytest_args(exercises, check_dirs) + list(extra_args), plugins=[collector, *plugins])
     return Run(collector.collected, collector.results, collector.collect_errors, out.getvalue(), collector.exercises)
 
 
@@ -423,6 +433,8 @@ class Report:
 def check_report(exercise: str, namespace: Namespace | None = None, timeout: float = CHECK_TIMEOUT) -> Report:
     """Run one exercise's checks against ``namespace`` (default: the caller's kernel) in a worker thread."""
     namespace = namespace or kernel_namespace()
+    # hypothesis keeps caches in ./.hypothesis: keep the learner's lab folder clean
+    os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "streamcourse-hypothesis"))
     box: dict[str, Run] = {}
     worker = threading.Thread(
         target=lambda: box.setdefault("run", run_checks(namespace, [exercise])), daemon=True, name="streamcourse-check"

@@ -1,0 +1,18 @@
+# Known error 15: validates `start` inside the SSE generator. The generator only runs after the
+# 200 status line has been sent, so a bad start gives "200, then the connection drops".
+import asyncio
+
+from fastapi import FastAPI, HTTPException
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+countdown_app = FastAPI()
+
+
+@countdown_app.get("/countdown", response_class=EventSourceResponse)
+async def countdown(start: str, interval: float = 1.0):
+    if not start.isdigit() or not 1 <= int(start) <= 100:
+        raise HTTPException(422, "start must be a whole number from 1 to 100")
+    for n in range(int(start), 0, -1):
+        yield ServerSentEvent(raw_data=str(n), event="tick", id=str(n))
+        await asyncio.sleep(interval)
+    yield ServerSentEvent(raw_data="liftoff", event="done")
