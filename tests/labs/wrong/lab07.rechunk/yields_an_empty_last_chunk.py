@@ -1,0 +1,9 @@
+# Always yields what is left at the end, even when nothing is: an empty chunk after an exact multiple.
+async def rechunk(chunks, size):
+    buffer = b""
+    async for chunk in chunks:
+        buffer += chunk
+        while len(buffer) >= size:
+            yield buffer[:size]
+            buffer = buffer[size:]
+    yield buffer
