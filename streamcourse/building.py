@@ -204,8 +204,11 @@ def validate_lab(solution: Path, labs_dir: Path = LABS_DIR) -> list[Finding]:
     for exercise in exercises:
         for wrong in wrong_answers(exercise):
             run = run_checks(execute_notebook(solution, [wrong.read_text(encoding="utf-8")]), [exercise])
-            caught = [r.name for r in run.results if r.outcome != "passed"]
             label = f"{exercise}: wrong answer {wrong.stem!r}"
+            if not run.results:  # nothing ran: that proves nothing either way
+                findings.append(Finding(False, f"{label}: no check ran ({run.collect_errors or run.output[-300:]})"))
+                continue
+            caught = [r.name for r in run.results if r.outcome != "passed"]
             findings.append(Finding(bool(caught), f"{label} " + (f"rejected by {', '.join(caught)}" if caught else "is NOT rejected by any check")))
     return findings
 

@@ -77,7 +77,7 @@ class Namespace:
     origin: str = "this notebook"
 
 
-def _strip_magics(source: str) -> str:
+def strip_magics(source: str) -> str:
     """Comment out IPython-only lines (``%magic``, ``!shell``): they mean nothing to plain Python."""
     return "\n".join(
         "# " + line if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()
@@ -86,7 +86,7 @@ def _strip_magics(source: str) -> str:
 
 def run_cell(source: str, values: dict[str, Any], filename: str, loop: asyncio.AbstractEventLoop) -> None:
     """Execute one cell as Jupyter would: top-level ``await`` allowed, source kept for tracebacks."""
-    source = _strip_magics(source)
+    source = strip_magics(source)
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     code = compile(source, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
     result = eval(code, values)  # noqa: S307 - executing the learner's notebook is the point

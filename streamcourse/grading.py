@@ -75,6 +75,7 @@ from typing import Any, Callable, Iterable
 import pytest
 
 from streamcourse import notebooks
+from streamcourse.checking import CHECKS_DIR, REPO, SOLUTIONS_DIR, strip_magics
 
 __all__ = [
     "GradingError",
@@ -91,9 +92,6 @@ __all__ = [
     "main",
 ]
 
-REPO = Path(__file__).resolve().parent.parent
-CHECKS_DIR = REPO / "tests" / "labs"
-SOLUTIONS_DIR = REPO / "solutions"
 
 PASSED = "passed"
 FAILED = "failed"
@@ -263,7 +261,7 @@ def scan_code(cells: Iterable[tuple[int, str]]) -> list[str]:
 
     for index, source in cells:
         try:
-            tree = ast.parse(_strip_magics(source))
+            tree = ast.parse(strip_magics(source))
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
         for node in ast.walk(tree):
@@ -318,10 +316,6 @@ def scan_code(cells: Iterable[tuple[int, str]]) -> list[str]:
                     if dotted.split(".")[0] in ("pytest", "_pytest", "checking", "streamcourse", "builtins") and "." in dotted:
                         add(index, node, f"assigns {dotted} (patches the test machinery)")
     return flags
-
-
-def _strip_magics(source: str) -> str:
-    return "\n".join("# " + l if l.lstrip().startswith(("%", "!")) else l for l in source.splitlines())
 
 
 # --------------------------------------------------------------------------- the grader's side of the engine
