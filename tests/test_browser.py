@@ -13,15 +13,13 @@ request it gets (with its ``Last-Event-ID``) and when each response ended. The
 from __future__ import annotations
 
 import asyncio
-import shutil
 import threading
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlencode
 
 import pytest
@@ -32,9 +30,6 @@ from streamcourse.server import Server, serve
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and Path(p).exists()), None)
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 PAGE = """<!doctype html>
 <meta charset="utf-8"><title>EventSource under test</title>
@@ -149,18 +144,6 @@ def make_app(rec: Recorder) -> FastAPI:
         return events(tag, ["retry: 100\n\n", "data: work\n\n", "event: close\ndata: bye\n\n"])
 
     return app
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if CHROMIUM is None:
-        pytest.skip("no Chromium found: install Debian's browser with `apt-get install chromium` "
-                    "(these tests drive /usr/bin/chromium and never download one)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright's Python API is missing: `pip install -e '.[test]'`")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
