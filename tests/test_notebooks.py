@@ -108,3 +108,26 @@ def test_lesson_opens_with_objectives_and_closes_with_key_points(path: Path) -> 
     first, last = nb.cells[0], nb.cells[-1]
     assert first.cell_type == "markdown" and "You will learn" in first.source, "open with *You will learn*"
     assert last.cell_type == "markdown" and "Key points" in last.source, "close with *Key points* and the links"
+
+
+_LINK = re.compile(r"\]\(([^)#\s]+\.ipynb)\)")
+
+
+@pytest.mark.parametrize("path", ALL, ids=_id)
+def test_every_notebook_link_resolves(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    links = {m for c in nb.cells if c.cell_type == "markdown" for m in _LINK.findall(c.source)}
+    broken = sorted(link for link in links if not (path.parent / link).exists())
+    assert broken == [], f"{_id(path)} links to notebooks that do not exist: {broken}"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=_id)
+def test_lesson_ends_with_links_to_its_lab_and_the_next_lesson(path: Path) -> None:
+    last = nbformat.read(path, as_version=4).cells[-1].source
+    number = int(path.name[:2])
+    lab = next((REPO / "labs").glob(f"lab{number:02d}_*.ipynb"), None)
+    following = next((REPO / "notebooks").glob(f"{number + 1:02d}_*.ipynb"), None)
+    if lab is not None:
+        assert f"../labs/{lab.name}" in last, f"{_id(path)}: link its lab ../labs/{lab.name} in the last cell"
+    if following is not None:
+        assert f"({following.name})" in last, f"{_id(path)}: link the next lesson {following.name} in the last cell"
