@@ -181,7 +181,7 @@ def test_no_process_is_left_behind(graded: dict) -> None:
     for proc in psutil.process_iter(["create_time", "cmdline"]):
         try:
             if proc.info["create_time"] >= time.time() - (time.monotonic() - graded["started"]) - 1 and (
-                "streamcourse.grading" in " ".join(proc.info["cmdline"] or []) or "streamcourse-grade-" in proc.cwd()
+                "streamcourse.sandbox" in " ".join(proc.info["cmdline"] or []) or "streamcourse-grade-" in proc.cwd()
             ):
                 left.append(proc)
         except psutil.Error:
