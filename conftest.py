@@ -1,2 +1,7 @@
 # The checks in tests/labs get the learner's code through the `submission` fixture.
 pytest_plugins = ["streamcourse.checking"]
+
+import os
+
+# Lab notebooks executed for the checks pace their demo cells for people; run them fast.
+os.environ.setdefault("STREAMCOURSE_SPEED", "20")

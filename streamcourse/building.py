@@ -178,14 +178,12 @@ def wrong_answers(exercise: str) -> list[Path]:
 
 
 def validate_lab(solution: Path, labs_dir: Path = LABS_DIR) -> list[Finding]:
-    """Every check passes on the solution, fails on the blank lab, and each wrong answer is caught."""
+    """Every check of a lab passes on the solution and fails on the blank lab."""
+    os.environ.setdefault("STREAMCOURSE_SPEED", "20")  # demo cells' pauses prove nothing here
     findings: list[Finding] = []
-    nb = notebooks.read(solution)
-    exercises = [e.id for e in notebooks.exercises(nb)]
-    lab = labs_dir / solution.name
-
+    exercises = [e.id for e in notebooks.exercises(notebooks.read(solution))]
     solved = run_checks(execute_notebook(solution), exercises)
-    blank = run_checks(execute_notebook(lab), exercises)
+    blank = run_checks(execute_notebook(labs_dir / solution.name), exercises)
     for run in (solved, blank):
         if run.collect_errors:
             findings.append(Finding(False, "checks could not be collected: " + "; ".join(run.collect_errors)))
@@ -201,27 +199,38 @@ def validate_lab(solution: Path, labs_dir: Path = LABS_DIR) -> list[Finding]:
     for result in blank.results:
         ok = result.outcome != "passed"
         findings.append(Finding(ok, f"{result.nodeid}: {'fails' if ok else 'does NOT fail'} on the blank lab"))
-    for exercise in exercises:
-        for wrong in wrong_answers(exercise):
-            run = run_checks(execute_notebook(solution, [wrong.read_text(encoding="utf-8")]), [exercise])
-            label = f"{exercise}: wrong answer {wrong.stem!r}"
-            if not run.results:  # nothing ran: that proves nothing either way
-                findings.append(Finding(False, f"{label}: no check ran ({run.collect_errors or run.output[-300:]})"))
-                continue
-            caught = [r.name for r in run.results if r.outcome != "passed"]
-            findings.append(Finding(bool(caught), f"{label} " + (f"rejected by {', '.join(caught)}" if caught else "is NOT rejected by any check")))
     return findings
 
 
+def validate_wrong_answer(solution: Path, exercise: str, wrong: Path) -> list[Finding]:
+    """At least one check of ``exercise`` rejects this known wrong answer."""
+    os.environ.setdefault("STREAMCOURSE_SPEED", "20")
+    run = run_checks(execute_notebook(solution, [wrong.read_text(encoding="utf-8")]), [exercise])
+    label = f"{exercise}: wrong answer {wrong.stem!r}"
+    if not run.results:  # nothing ran: that proves nothing either way
+        return [Finding(False, f"{label}: no check ran ({run.collect_errors or run.output[-300:]})")]
+    caught = [r.name for r in run.results if r.outcome != "passed"]
+    return [Finding(bool(caught), f"{label} " + (f"rejected by {', '.join(caught)}" if caught else "is NOT rejected by any check"))]
+
+
 def validate(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR, jobs: int | None = None) -> list[Finding]:
-    """All of the above for every lab; labs are validated in parallel, each in a fresh process."""
+    """All of the above for every lab and every known wrong answer, each in a fresh process.
+
+    The checks mostly wait (on sockets, pacing, time limits), so by default
+    twice as many run at once as there are CPUs.
+    """
     findings = [Finding(False, p) for p in stale_labs(solutions_dir, labs_dir)]
     known = {e.id for s in _solutions(solutions_dir) for e in notebooks.exercises(notebooks.read(s))}
     for folder in sorted(p for p in WRONG_DIR.glob("*") if p.is_dir()):
         if folder.name not in known:
             findings.append(Finding(False, f"tests/labs/wrong/{folder.name}: no exercise has that id"))
-    # spawn, not fork: each lab's notebooks start servers and threads of their own.
-    with ProcessPoolExecutor(jobs or os.cpu_count(), mp_context=multiprocessing.get_context("spawn")) as pool:
-        for lab_findings in pool.map(validate_lab, _solutions(solutions_dir), [labs_dir] * len(_solutions(solutions_dir))):
-            findings.extend(lab_findings)
+    # spawn, not fork: each notebook starts servers and threads of its own.
+    with ProcessPoolExecutor(jobs or 2 * (os.cpu_count() or 1), mp_context=multiprocessing.get_context("spawn")) as pool:
+        tasks = []
+        for solution in _solutions(solutions_dir):
+            tasks.append(pool.submit(validate_lab, solution, labs_dir))
+            for exercise in notebooks.exercises(notebooks.read(solution)):
+                tasks += [pool.submit(validate_wrong_answer, solution, exercise.id, w) for w in wrong_answers(exercise.id)]
+        for task in tasks:
+            findings.extend(task.result())
     return findings

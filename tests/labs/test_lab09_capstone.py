@@ -92,7 +92,8 @@ async def chat(url: str, body: dict[str, Any] = BODY, *, stop: Stop | None = Non
     reply = Reply()
 
     async def read() -> None:
-        async with httpx.AsyncClient(timeout=5) as http:
+        # 3 s without a byte is far beyond any healthy local stream, and a stuck one fails sooner
+        async with httpx.AsyncClient(timeout=3) as http:
             async with aconnect_sse(http, "POST", f"{url}/chat", json=body) as source:
                 reply.status = source.response.status_code
                 reply.headers = source.response.headers
