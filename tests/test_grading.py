@@ -336,3 +336,18 @@ def test_partial_credit_is_the_share_of_checks_passed_unless_the_lab_says_otherw
     shared = grading.score([record], {"lab01": [grading.ExerciseSpec("lab01.x", 8.0)]})
     whole = grading.score([record], {"lab01": [grading.ExerciseSpec("lab01.x", 8.0, partial=False)]})
     assert (shared[0].points, whole[0].points) == (6.0, 0.0)
+
+
+def test_every_solution_scores_full_marks_and_every_blank_lab_scores_zero(tmp_path: Path) -> None:
+    """The whole course, as an instructor would run it on the repo's own folders."""
+    grades = grading.grade([REPO / "solutions", REPO / "labs"], tmp_path / "out", jobs=2, progress=False)
+    labs = sorted(p.name[:5] for p in (REPO / "solutions").glob("lab*.ipynb"))
+    by_learner: dict[str, dict[str, grading.Grade]] = {}
+    for g in grades:
+        by_learner.setdefault(g.learner, {})[g.lab] = g
+    assert sorted(by_learner["solutions"]) == labs and sorted(by_learner["labs"]) == labs
+    short = {lab: f"{g.points:g}/{g.max_points:g}" for lab, g in by_learner["solutions"].items() if g.points != g.max_points}
+    assert short == {}, f"solutions that lost points: {short}"
+    earned = {lab: g.points for lab, g in by_learner["labs"].items() if g.points != 0}
+    assert earned == {}, f"blank labs that earned points: {earned}"
+    assert all(g.max_points > 0 and not g.flags for g in grades)
