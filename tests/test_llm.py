@@ -349,3 +349,49 @@ def test_client_uses_the_real_service_when_a_key_is_set_unless_told_not_to(monke
     monkeypatch.setenv("OPENAI_BASE_URL", "http://localhost:11434/v1")
     assert str(llm.client().base_url) == "http://localhost:11434/v1/"
     assert "localhost:11434" in llm.describe()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_the_command_line_server_answers_the_real_service_code_path(monkeypatch):
+    """`python -m streamcourse llm --port P` serves /v1; with a key and OPENAI_BASE_URL set,
+    llm.client() takes the real-service path (the SDK reads both) and streams from it."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "streamcourse", "llm", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "the llm command did not start serving"
+            time.sleep(0.1)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-not-a-real-key")
+        monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{port}/v1")
+        assert llm.describe() == f"an OpenAI-compatible service at http://127.0.0.1:{port}/v1"
+        ai = llm.client(max_retries=0)
+        stream = await ai.chat.completions.create(
+            model=llm.MODEL, messages=[{"role": "user", "content": "hello"}], stream=True,
+            stream_options={"include_usage": True},
+        )
+        text = "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices])
+        assert text.strip(), "the streamed reply is not empty"
+        await ai.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
