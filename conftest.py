@@ -3,5 +3,7 @@ pytest_plugins = ["streamcourse.checking"]
 
 import os
 
+from streamcourse import pacing
+
 # Lab notebooks executed for the checks pace their demo cells for people; run them fast.
-os.environ.setdefault("STREAMCOURSE_SPEED", "20")
+os.environ.setdefault(pacing.ENV, pacing.CHECKING_SPEED)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import nbformat
 
-from streamcourse import notebooks
+from streamcourse import notebooks, pacing
 from streamcourse.checking import CHECKS_DIR, REPO, SOLUTIONS_DIR, execute_notebook, run_checks
 
 __all__ = ["LABS_DIR", "WRONG_DIR", "stub_solutions", "build_lab", "build", "course_map", "stale_labs", "validate"]
@@ -177,9 +177,12 @@ def wrong_answers(exercise: str) -> list[Path]:
     return sorted((WRONG_DIR / exercise).glob("*.py"))
 
 
+def _checking_speed() -> None:
+    os.environ.setdefault(pacing.ENV, pacing.CHECKING_SPEED)
+
+
 def validate_lab(solution: Path, labs_dir: Path = LABS_DIR) -> list[Finding]:
     """Every check of a lab passes on the solution and fails on the blank lab."""
-    os.environ.setdefault("STREAMCOURSE_SPEED", "20")  # demo cells' pauses prove nothing here
     findings: list[Finding] = []
     exercises = [e.id for e in notebooks.exercises(notebooks.read(solution))]
     solved = run_checks(execute_notebook(solution), exercises)
@@ -204,7 +207,6 @@ def validate_lab(solution: Path, labs_dir: Path = LABS_DIR) -> list[Finding]:
 
 def validate_wrong_answer(solution: Path, exercise: str, wrong: Path) -> list[Finding]:
     """At least one check of ``exercise`` rejects this known wrong answer."""
-    os.environ.setdefault("STREAMCOURSE_SPEED", "20")
     run = run_checks(execute_notebook(solution, [wrong.read_text(encoding="utf-8")]), [exercise])
     label = f"{exercise}: wrong answer {wrong.stem!r}"
     if not run.results:  # nothing ran: that proves nothing either way
@@ -225,7 +227,8 @@ def validate(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR, job
         if folder.name not in known:
             findings.append(Finding(False, f"tests/labs/wrong/{folder.name}: no exercise has that id"))
     # spawn, not fork: each notebook starts servers and threads of its own.
-    with ProcessPoolExecutor(jobs or 2 * (os.cpu_count() or 1), mp_context=multiprocessing.get_context("spawn")) as pool:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs or 2 * (os.cpu_count() or 1), mp_context=context, initializer=_checking_speed) as pool:
         tasks = []
         for solution in _solutions(solutions_dir):
             tasks.append(pool.submit(validate_lab, solution, labs_dir))

@@ -37,6 +37,7 @@ import pytest
 from streamcourse import notebooks
 
 __all__ = [
+    "failure_message",
     "REPO",
     "CHECKS_DIR",
     "SOLUTIONS_DIR",
@@ -291,7 +292,7 @@ class _Collector:
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
-            self.collect_errors.append(f"{report.nodeid}: {_message(report)}")
+            self.collect_errors.append(f"{report.nodeid}: {failure_message(report)}")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         known = self._by_node.get(report.nodeid)
@@ -305,7 +306,7 @@ class _Collector:
             self._names.get(report.nodeid, report.nodeid),
             self._exercises.get(report.nodeid, ""),
             outcome,
-            "" if report.passed else _message(report),
+            "" if report.passed else failure_message(report),
             report.duration,
         )
 
@@ -314,7 +315,7 @@ class _Collector:
         return list(self._by_node.values())
 
 
-def _message(report: pytest.TestReport | pytest.CollectReport) -> str:
+def failure_message(report: pytest.TestReport | pytest.CollectReport) -> str:
     """The part of a failure a learner can act on: the check's own words, never its code."""
     longrepr = report.longrepr
     if longrepr is None:

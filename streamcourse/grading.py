@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from streamcourse import notebooks
+from streamcourse import notebooks, pacing
 from streamcourse.checking import REPO, SOLUTIONS_DIR
 from streamcourse.sandbox import (  # noqa: F401 - the statuses are re-exported: they are what grades.json reports
     CHECK_BROKE,
@@ -161,15 +161,10 @@ def _lab_hints(path: Path) -> set[str]:
 # --------------------------------------------------------------------------- the grader's side of the engine
 
 
-#: How much faster than lesson speed notebooks run while being graded or validated.
-FAST = "20"
-
-
 def _engine_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k in ENV_KEEP or k.startswith("LC_")}
     env.setdefault("PATH", "/usr/bin:/bin")
-    # A lab's demo cells pace themselves for people; grading them at lesson speed only costs time.
-    env.setdefault("STREAMCOURSE_SPEED", FAST)
+    env.setdefault(pacing.ENV, pacing.CHECKING_SPEED)
     env.update(
         PYTHONPATH=str(REPO),
         PYTHONDONTWRITEBYTECODE="1",

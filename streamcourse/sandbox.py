@@ -1174,9 +1174,9 @@ class _StreamPlugin:
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
-            from streamcourse.checking import _message
+            from streamcourse.checking import failure_message
 
-            self.send({"k": "internal", "error": f"checks could not be loaded: {report.nodeid}: {_message(report)}"[:MAX_MESSAGE]})
+            self.send({"k": "internal", "error": f"checks could not be loaded: {report.nodeid}: {failure_message(report)}"[:MAX_MESSAGE]})
 
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
         self.send({"k": "start", "nodeid": nodeid})
@@ -1206,7 +1206,7 @@ class _StreamPlugin:
         return (yield from self._timed(item))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        from streamcourse.checking import _message
+        from streamcourse.checking import failure_message
 
         nodeid = report.nodeid
         if report.when == "setup" and report.passed:
@@ -1220,12 +1220,12 @@ class _StreamPlugin:
         elif report.passed:
             status, message = PASSED, ""
         elif report.skipped:
-            status, message = NOT_RUN, f"this check was skipped ({_message(report)}); a skipped check does not count as passed"
-            self.flag(f"check {nodeid} was skipped: {_message(report)[:200]}")
+            status, message = NOT_RUN, f"this check was skipped ({failure_message(report)}); a skipped check does not count as passed"
+            self.flag(f"check {nodeid} was skipped: {failure_message(report)[:200]}")
         elif nodeid in self.timed_out:
             status, message = TIMED_OUT, f"this check did not finish within {self.seconds:.1f} s — does your code loop forever or wait for something that never comes?"
         else:
-            message = _message(report)
+            message = failure_message(report)
             crash = getattr(report.longrepr, "reprcrash", None)
             kind = str(crash.message).split(":", 1)[0].strip() if crash is not None else "Failed"
             if kind == "MemoryError":

@@ -16,7 +16,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from streamcourse import notebooks
+from streamcourse import notebooks, pacing
 
 REPO = Path(__file__).resolve().parent.parent
 LESSONS = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -31,7 +31,7 @@ def _id(path: Path) -> str:
 
 def execute(path: Path) -> nbformat.NotebookNode:
     nb = nbformat.read(path, as_version=4)
-    env = {"STREAMCOURSE_SPEED": "20", "MPLBACKEND": "Agg"}
+    env = {pacing.ENV: pacing.CHECKING_SPEED, "MPLBACKEND": "Agg"}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     os.environ.pop("OPENAI_API_KEY", None)
