@@ -5,11 +5,14 @@ Learners import what a notebook needs from here in its first cell::
     from streamcourse import serve, check, pace
 """
 
+from streamcourse import astlock
 from streamcourse.pacing import pace
 from streamcourse.server import serve
 
 __all__ = ["serve", "pace", "check"]
 __version__ = "0.1.0"
+
+astlock.install()  # before any server thread starts: see astlock's docstring
 
 
 def check(exercise: str):  # imported lazily: pytest is only needed when checking

@@ -194,8 +194,9 @@ def validate_lab(solution: Path, labs_dir: Path = LABS_DIR) -> list[Finding]:
     for exercise in exercises:
         if exercise not in checked:
             findings.append(Finding(False, f"{exercise}: has no checks in tests/labs"))
-    if len(solved.results) != len(solved.collected):
-        findings.append(Finding(False, f"{solution.name}: {len(solved.collected)} checks collected, {len(solved.results)} ran"))
+    for name, run in (("solution", solved), ("blank lab", blank)):
+        if len(run.results) != len(run.collected):
+            findings.append(Finding(False, f"{solution.name} ({name}): {len(run.collected)} checks collected, {len(run.results)} ran ({run.output[-600:]})"))
     for result in solved.results:
         ok = result.outcome == "passed"
         findings.append(Finding(ok, f"{result.nodeid}: {'passes' if ok else 'does NOT pass'} on the solution" + ("" if ok else f" ({result.message})")))
@@ -212,7 +213,11 @@ def validate_wrong_answer(solution: Path, exercise: str, wrong: Path) -> list[Fi
     if not run.results:  # nothing ran: that proves nothing either way
         return [Finding(False, f"{label}: no check ran ({run.collect_errors or run.output[-300:]})")]
     caught = [r.name for r in run.results if r.outcome != "passed"]
-    return [Finding(bool(caught), f"{label} " + (f"rejected by {', '.join(caught)}" if caught else "is NOT rejected by any check"))]
+    if caught:
+        return [Finding(True, f"{label} rejected by {', '.join(caught)}")]
+    if len(run.results) < len(run.collected):  # the run broke off: the missing checks might have caught it
+        return [Finding(False, f"{label}: only {len(run.results)} of {len(run.collected)} checks ran ({run.output[-600:]})")]
+    return [Finding(False, f"{label} is NOT rejected by any check")]
 
 
 def validate(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR, jobs: int | None = None) -> list[Finding]:

@@ -447,8 +447,11 @@ def check_report(exercise: str, namespace: Namespace | None = None, timeout: flo
     run = box["run"]
     if run.collect_errors:
         return Report(exercise, [], "the checks could not be loaded: " + "; ".join(run.collect_errors))
-    if not run.results:
+    if not run.collected:
         return Report(exercise, [], f"no checks for {exercise!r}; known exercises: {', '.join(run.exercises)}")
+    if len(run.results) < len(run.collected):  # pytest itself broke off: never report a partial run as a pass
+        last = run.output.strip().splitlines()[-1:] or ["no output"]
+        return Report(exercise, [], f"only {len(run.results)} of {len(run.collected)} checks ran before the check run stopped ({last[0]}). Run the check again; if it keeps happening, restart the kernel.")
     return Report(exercise, run.results)
 
 

