@@ -115,10 +115,19 @@ def test_a_loop_that_ignores_the_alarm_is_killed_and_the_rest_graded_in_a_fresh_
     assert any("imports signal" in f for f in grade.flags)
 
 
-def test_an_infinite_generator_times_out_its_checks(graded: dict) -> None:
-    batched = next(e for e in graded["grades"]["infinite_generator"].exercises if e.exercise == "lab01.batched")
-    statuses = {c["status"] for c in batched.checks}
-    assert grading.TIMED_OUT in statuses and grading.PASSED not in statuses
+def test_an_infinite_generator_fails_its_checks_at_once_with_a_reason(graded: dict) -> None:
+    grade = graded["grades"]["infinite_generator"]
+    batched = next(e for e in grade.exercises if e.exercise == "lab01.batched")
+    assert {c["status"] for c in batched.checks} == {grading.FAILED}
+    assert any("stop when the rows run out" in c["message"] for c in batched.checks)
+    assert grade.seconds < 5, f"the checks take only as many chunks as there are rows; this took {grade.seconds:.1f} s"
+
+
+def test_a_check_that_hangs_times_out_and_costs_that_check_only(graded: dict) -> None:
+    grade = graded["grades"]["hangs_in_a_check"]
+    statuses = {c["name"]: c["status"] for e in grade.exercises for c in e.checks}
+    assert statuses.pop("test_memory_stays_flat_as_the_input_grows") == grading.TIMED_OUT
+    assert set(statuses.values()) == {grading.PASSED}
 
 
 def test_a_crash_during_a_check_costs_that_check_only(graded: dict) -> None:

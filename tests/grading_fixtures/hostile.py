@@ -90,7 +90,7 @@ def infinite_loop_ignoring_the_alarm(folder: Path) -> float:
 def infinite_generator(folder: Path) -> float:
     source = "def batched(rows, max_bytes):\n    while True:\n        yield 'row\\n'"
     _write(replace_exercise("lab01.batched", source), folder)
-    return 4.0  # read_chunks is right; batched never ends
+    return 4.0  # read_chunks is right; batched never ends, which its checks see at once
 
 
 def sys_exit(folder: Path) -> float:
@@ -103,6 +103,20 @@ def os_exit(folder: Path) -> float:
     return FULL
 
 
+_BATCHED_BODY = (
+    "    chunk, size = [], 0\n"
+    "    for row in rows:\n"
+    "        n = len(row.encode())\n"
+    "        if chunk and size + n > max_bytes:\n"
+    "            yield ''.join(chunk)\n"
+    "            chunk, size = [], 0\n"
+    "        chunk.append(row)\n"
+    "        size += n\n"
+    "    if chunk:\n"
+    "        yield ''.join(chunk)\n"
+)
+
+
 def killed_during_a_check(folder: Path) -> float:
     """batched kills its own process when a check asks for 10-byte chunks (two checks do)."""
     source = (
@@ -110,19 +124,20 @@ def killed_during_a_check(folder: Path) -> float:
         "def batched(rows, max_bytes):\n"
         "    if max_bytes == 10:\n"
         "        os.kill(os.getpid(), signal.SIGKILL)\n"
-        "    chunk, size = [], 0\n"
-        "    for row in rows:\n"
-        "        n = len(row.encode())\n"
-        "        if chunk and size + n > max_bytes:\n"
-        "            yield ''.join(chunk)\n"
-        "            chunk, size = [], 0\n"
-        "        chunk.append(row)\n"
-        "        size += n\n"
-        "    if chunk:\n"
-        "        yield ''.join(chunk)\n"
-    )
+    ) + _BATCHED_BODY
     _write(replace_exercise("lab01.batched", source), folder)
     return 4.0 + 6.0 * 4 / 6  # the two 10-byte checks crash; the other four pass
+
+
+def hangs_in_a_check(folder: Path) -> float:
+    """batched loops forever when the memory check asks for 4096-byte chunks; it is right otherwise."""
+    source = (
+        "def batched(rows, max_bytes):\n"
+        "    while max_bytes == 4096:\n"
+        "        pass\n"
+    ) + _BATCHED_BODY
+    _write(replace_exercise("lab01.batched", source), folder)
+    return 4.0 + 6.0 * 5 / 6  # the memory check times out; the other five pass
 
 
 def memory_bomb(folder: Path) -> float:
@@ -235,6 +250,7 @@ HOSTILE: dict[str, Callable[[Path], float]] = {
     "sys_exit": sys_exit,
     "os_exit": os_exit,
     "killed_during_a_check": killed_during_a_check,
+    "hangs_in_a_check": hangs_in_a_check,
     "memory_bomb": memory_bomb,
     "print_flood": print_flood,
     "not_json": not_json,

@@ -1,0 +1,5 @@
+# Forgets that f.read() returns b'' at the end of the file: after the last chunk it yields b'' forever.
+def read_chunks(path, size=65536):
+    with open(path, "rb") as f:
+        while True:
+            yield f.read(size)
