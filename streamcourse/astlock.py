@@ -14,10 +14,20 @@ lose its result.
 from __future__ import annotations
 
 import ast
+import os
 import threading
 from typing import Any
 
 _lock = threading.RLock()  # re-entrant: a finalizer run during a parse may parse too
+
+
+def _new_lock_in_child() -> None:
+    """A child forked while another thread was parsing would inherit the lock held forever."""
+    global _lock
+    _lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 def install() -> None:

@@ -10,6 +10,8 @@ check its result in CI.
 from __future__ import annotations
 
 import ast
+import os
+import signal
 import threading
 import time
 import traceback
@@ -60,3 +62,34 @@ def test_parsing_while_other_threads_format_tracebacks_never_raises_system_error
             thread.join()
     assert parses > 5
     assert not errors, f"{len(errors)} of {parses} parses failed: {errors[0]}"
+
+
+def test_a_child_forked_while_another_thread_parses_can_still_parse() -> None:
+    """The grader forks one child per submission: a lock held at that moment must not stay held there."""
+    from streamcourse import astlock
+
+    holding, release = threading.Event(), threading.Event()
+
+    def parse_slowly() -> None:
+        with astlock._lock:  # as a thread in the middle of ast.parse would
+            holding.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=parse_slowly)
+    thread.start()
+    holding.wait(5)
+    pid = os.fork()
+    if pid == 0:  # the child: parse, and report by exit code
+        try:
+            ast.parse("x = 1")
+        finally:
+            os._exit(0)
+    release.set()
+    thread.join()
+    deadline = time.monotonic() + 5
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if done[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert done[0] == pid, "the forked child hung in ast.parse: it inherited a held lock"
