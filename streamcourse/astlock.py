@@ -1,21 +1,25 @@
-"""One ``ast.parse`` at a time in this process.
+"""One parse into a syntax tree at a time in this process.
 
 CPython 3.11 counts the depth of the syntax tree it is building in one
 counter that all threads share. When two threads parse at once, one of them
 can fail with ``SystemError: AST constructor recursion depth mismatch``
-(CPython issue 106905, pytest issue 10763; ``tests/test_astlock.py`` shows it). The course makes that likely: the
-servers run in threads, and Python 3.11 parses source lines to draw the ``^^^``
-under an error whenever a server logs an exception, while pytest parses the
-check files to report a failure. Without this lock a check that fails at the
-same moment as the learner's server logs an error can crash the check run and
-lose its result.
+(CPython issue 106905, pytest issue 10763; ``tests/test_astlock.py`` shows it).
+
+The course makes that likely: its servers run in threads, and Python 3.11
+parses source lines to draw the ``^^^`` under an error whenever a server logs
+an exception, while in the main thread pytest parses a check file to report a
+failure, or IPython parses the cell the learner just ran. Without this lock a
+check could crash and lose its result, or a cell fail for no reason of its own.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import os
+import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 _lock = threading.RLock()  # re-entrant: a finalizer run during a parse may parse too
@@ -30,16 +34,22 @@ def _new_lock_in_child() -> None:
 os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
-def install() -> None:
-    """Wrap ``ast.parse`` in a process-wide lock, once."""
-    if getattr(ast.parse, "_streamcourse_locked", False):
-        return
-    parse = ast.parse
+def _locked(parse: Callable[..., Any]) -> Callable[..., Any]:
+    if getattr(parse, "_streamcourse_locked", False):
+        return parse
 
+    @functools.wraps(parse)
     def locked_parse(*args: Any, **kwargs: Any) -> Any:
         with _lock:
             return parse(*args, **kwargs)
 
     locked_parse._streamcourse_locked = True  # type: ignore[attr-defined]
-    locked_parse.__doc__ = parse.__doc__
-    ast.parse = locked_parse
+    return locked_parse
+
+
+def install() -> None:
+    """Put ``ast.parse`` behind a process-wide lock, and IPython's own parse of each cell in a kernel."""
+    ast.parse = _locked(ast.parse)
+    compilerop = sys.modules.get("IPython.core.compilerop")  # imported already in a kernel, never imported here
+    if compilerop is not None:
+        compilerop.CachingCompiler.ast_parse = _locked(compilerop.CachingCompiler.ast_parse)
