@@ -364,6 +364,11 @@ class Run:
     def passed(self) -> bool:
         return bool(self.results) and all(r.outcome == "passed" for r in self.results)
 
+    @property
+    def ran_all(self) -> bool:
+        """False when pytest broke off (an INTERNALERROR): the missing results would have said something."""
+        return len(self.results) == len(self.collected)
+
 
 def run_checks(
     namespace: Namespace | None = None,
@@ -449,7 +454,7 @@ def check_report(exercise: str, namespace: Namespace | None = None, timeout: flo
         return Report(exercise, [], "the checks could not be loaded: " + "; ".join(run.collect_errors))
     if not run.collected:
         return Report(exercise, [], f"no checks for {exercise!r}; known exercises: {', '.join(run.exercises)}")
-    if len(run.results) < len(run.collected):  # pytest itself broke off: never report a partial run as a pass
+    if not run.ran_all:  # never report a partial run as a pass
         last = run.output.strip().splitlines()[-1:] or ["no output"]
         return Report(exercise, [], f"only {len(run.results)} of {len(run.collected)} checks ran before the check run stopped ({last[0]}). Run the check again; if it keeps happening, restart the kernel.")
     return Report(exercise, run.results)

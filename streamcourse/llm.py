@@ -284,10 +284,11 @@ def make_app(*, ttft: float = 0.05, token_interval: float = 0.02, text: str | No
                           "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens")
         base = {"id": gen.id, "object": "chat.completion.chunk", "created": int(time.time()), "model": gen.model,
                 "service_tier": "default", "system_fingerprint": None}
+        prompt_count = _words(messages)
 
         def usage() -> dict[str, Any]:
-            return {"prompt_tokens": _words(messages), "completion_tokens": gen.tokens_sent,
-                    "total_tokens": _words(messages) + gen.tokens_sent,
+            return {"prompt_tokens": prompt_count, "completion_tokens": gen.tokens_sent,
+                    "total_tokens": prompt_count + gen.tokens_sent,
                     "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
                     "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
                                                   "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}

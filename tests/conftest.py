@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -27,3 +28,22 @@ def browser() -> Iterator[Any]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+class _StopAfterFirstCheck:
+    """A pytest plugin that breaks the run off after one check, as a crash inside pytest would."""
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "teardown":
+            raise SystemError("AST constructor recursion depth mismatch (simulated)")
+
+
+@pytest.fixture
+def break_off_check_runs(monkeypatch: pytest.MonkeyPatch) -> Callable[[ModuleType], None]:
+    """Make ``module.run_checks`` stop every check run after its first check."""
+
+    def patch(module: ModuleType) -> None:
+        run_checks = module.run_checks
+        monkeypatch.setattr(module, "run_checks", lambda *a: run_checks(*a, plugins=[_StopAfterFirstCheck()]))
+
+    return patch

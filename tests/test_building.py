@@ -80,19 +80,10 @@ def test_every_exercise_has_at_least_one_known_wrong_answer() -> None:
     assert missing == [], f"add a common wrong answer under tests/labs/wrong/<id>/ for: {missing}"
 
 
-class StopAfterFirstCheck:
-    """A pytest plugin that breaks the run off after one check, as a crash inside pytest would."""
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when == "teardown":
-            raise SystemError("AST constructor recursion depth mismatch (simulated)")
-
-
 def test_a_run_that_broke_off_is_reported_as_broken_not_as_an_unrejected_answer(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, break_off_check_runs
 ) -> None:
-    run_checks = building.run_checks
-    monkeypatch.setattr(building, "run_checks", lambda *a: run_checks(*a, plugins=[StopAfterFirstCheck()]))
+    break_off_check_runs(building)
     harmless = tmp_path / "changes_nothing.py"  # the checks it reaches all pass, as for an answer they miss
     harmless.write_text("unused = 1\n")
     [finding] = building.validate_wrong_answer(building.SOLUTIONS_DIR / "lab01_generators.ipynb", "lab01.batched", harmless)
