@@ -30,11 +30,12 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import pytest
 
 from streamcourse import notebooks
+from streamcourse.server import Server
 
 __all__ = [
     "failure_message",
@@ -250,6 +251,18 @@ def submission(request: pytest.FixtureRequest) -> Submission:
     if key not in cache:
         cache[key] = execute_notebook(path, extra)
     return Submission(cache[key])
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Server]]:
+    """Servers a check starts (append them); all stopped when it ends, even when it fails."""
+    started: list[Server] = []
+    yield started
+    stopping = [threading.Thread(target=server.stop) for server in started]  # each stop waits ~0.1 s: together
+    for thread in stopping:
+        thread.start()
+    for thread in stopping:
+        thread.join()
 
 
 # --------------------------------------------------------------------------- running checks
