@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+import psutil
 import pytest
 
 from streamcourse import notebooks
@@ -165,6 +166,17 @@ class Submission:
 
     def __contains__(self, name: str) -> bool:
         return name in self._namespace.values
+
+    @property
+    def process(self) -> psutil.Process:
+        """The process the learner's code runs in: measure open files and memory here, from outside it."""
+        return psutil.Process()
+
+    def build(self, builder: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call a ``streamcourse.harness`` builder beside the learner's code (here: in this process)."""
+        if getattr(builder, "__module__", None) != "streamcourse.harness":
+            raise pytest.UsageError(f"submission.build takes builders from streamcourse.harness, not {builder!r}")
+        return builder(*args, **kwargs)
 
 
 def within(seconds: float, fn: Callable[..., Any], *args: Any, what: str = "your code") -> Any:

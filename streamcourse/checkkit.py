@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
+import tracemalloc
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
+import psutil
 import pytest
 from httpx_sse import aconnect_sse
 
@@ -32,6 +36,7 @@ __all__ = [
     "Stop",
     "after_events",
     "eventually",
+    "peak_memory_growth",
     "wait_until",
     "read_events",
     "require_stream",
@@ -62,6 +67,39 @@ def wait_until(condition: Callable[[], bool], seconds: float, interval: float = 
             return False
         time.sleep(interval)
     return True
+
+
+# --------------------------------------------------------------------------- memory, measured from outside
+
+
+def peak_memory_growth(process: psutil.Process, run: Callable[[], Any]) -> int:
+    """Bytes above its starting point that the learner's process held at its peak while ``run()`` ran.
+
+    Where the learner's code runs in this very process (``check()`` in a kernel),
+    ``tracemalloc`` counts Python's allocations exactly. Where it runs elsewhere
+    (the grader's sandbox), its peak resident memory is read from outside
+    (``/proc/<pid>/status``, after resetting the peak through ``clear_refs``), so
+    code that patches an instrument inside its own process changes nothing.
+    Compare two runs of different sizes, never one run with a constant.
+    """
+    if process.pid == os.getpid():
+        tracemalloc.start()
+        try:
+            run()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    Path(f"/proc/{process.pid}/clear_refs").write_text("5")  # the peak (VmHWM) starts again from now
+    before = _status_kib(process.pid, "VmRSS")
+    run()
+    return max(0, _status_kib(process.pid, "VmHWM") - before) * 1024
+
+
+def _status_kib(pid: int, field_name: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1])
+    raise LookupError(f"no {field_name} in /proc/{pid}/status")
 
 
 # --------------------------------------------------------------------------- servers a check starts
