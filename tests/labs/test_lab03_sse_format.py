@@ -614,10 +614,13 @@ def test_a_bad_start_is_refused_before_streaming(countdown_url: str, start: str)
             response = client.get(countdown_url, params={"start": start, "interval": 0})
         except httpx.RemoteProtocolError:
             pytest.fail(
-                f"start={start} answered 200 and then dropped the connection: raising inside the generator is too late "
-                "(the status line is already sent) — validate before streaming, e.g. Query(ge=1, le=100)",
+                f"start={start} answered 200 and then dropped the connection: an HTTPException raised inside the "
+                "generator is too late — FastAPI has already wrapped the generator in a 200 event stream. Validate "
+                "before streaming, e.g. Query(ge=1, le=100) or a dependency",
                 pytrace=False,
             )
     assert response.status_code in (400, 422), (
         f"start={start} should be refused with 422 (or 400) before any event is sent; got {response.status_code}"
+        + (" with an empty body: raising inside the generator ends the stream, it cannot change its 200 — validate "
+           "before streaming, e.g. Query(ge=1, le=100) or a dependency" if response.status_code == 200 else "")
     )
