@@ -28,6 +28,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -461,17 +462,48 @@ class Report:
         )
 
 
-def check_report(exercise: str, namespace: Namespace | None = None, timeout: float = CHECK_TIMEOUT) -> Report:
-    """Run one exercise's checks against ``namespace`` (default: the caller's kernel) in a worker thread."""
+class _Progress:
+    """A pytest plugin that counts finished checks, so the kernel can show a live count while they run."""
+
+    def __init__(self) -> None:
+        self.done = 0
+        self.total = 0
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.total = len(session.items)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "teardown":
+            self.done += 1
+
+
+def check_report(
+    exercise: str,
+    namespace: Namespace | None = None,
+    timeout: float = CHECK_TIMEOUT,
+    on_progress: Callable[[int, int, float], None] | None = None,
+) -> Report:
+    """Run one exercise's checks against ``namespace`` (default: the caller's kernel) in a worker thread.
+
+    ``on_progress(done, total, seconds)`` is called from the CALLING thread about
+    four times a second while the checks run (a kernel shows it as a live count).
+    """
     namespace = namespace or kernel_namespace()
     # hypothesis keeps caches in ./.hypothesis: keep the learner's lab folder clean
     os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "streamcourse-hypothesis"))
     box: dict[str, Run] = {}
+    progress = _Progress()
     worker = threading.Thread(
-        target=lambda: box.setdefault("run", run_checks(namespace, [exercise])), daemon=True, name="streamcourse-check"
+        target=lambda: box.setdefault("run", run_checks(namespace, [exercise], plugins=[progress])),
+        daemon=True,
+        name="streamcourse-check",
     )
+    started = time.monotonic()
     worker.start()
-    worker.join(timeout)
+    while worker.is_alive() and time.monotonic() - started < timeout:
+        worker.join(min(0.25, max(0.0, timeout - (time.monotonic() - started))))
+        if on_progress is not None and worker.is_alive():
+            on_progress(progress.done, progress.total, time.monotonic() - started)
     if worker.is_alive():
         return Report(exercise, [], f"the checks did not finish within {timeout:g} s — does your code loop forever or wait for something that never comes? Interrupt the kernel, fix it, and check again.")
     run = box["run"]
@@ -486,15 +518,21 @@ def check_report(exercise: str, namespace: Namespace | None = None, timeout: flo
 
 
 def check(exercise: str) -> None:
-    """Run the checks of ``exercise`` against this kernel's definitions and show what passed."""
-    report = check_report(exercise)
+    """Run the checks of ``exercise`` against this kernel's definitions and show what passed.
+
+    In a kernel a live line counts the checks as they finish, then the report replaces it.
+    """
     try:
         from IPython import get_ipython
-        from IPython.display import display
-
-        if get_ipython() is not None:
-            display(report)
-            return
+        from IPython.display import HTML, display
     except ImportError:  # pragma: no cover
-        pass
-    print(report)
+        get_ipython = None  # type: ignore[assignment]
+    if get_ipython is None or get_ipython() is None:
+        print(check_report(exercise))
+        return
+    live = display(HTML(f"checking {html.escape(exercise)}…"), display_id=True)
+
+    def show(done: int, total: int, seconds: float) -> None:
+        live.update(HTML(f"checking {html.escape(exercise)}: {done}/{total or '?'} checks done ({seconds:.0f} s)"))
+
+    live.update(check_report(exercise, on_progress=show))
