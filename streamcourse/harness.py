@@ -43,8 +43,14 @@ def csv_download_app(
 
     A plain ``def`` route: a learner's answer that blocks while it builds the
     whole CSV then blocks a worker thread, not the server's event loop.
+    ``GET /ping`` answers from the event loop itself, so a check can ask it
+    while an export runs: it stays silent while the loop is blocked.
     """
     app = FastAPI()
+
+    @app.get("/ping")
+    async def ping() -> str:
+        return "pong"
 
     @app.get("/export")
     def export() -> Any:

@@ -140,6 +140,31 @@ async def test_first_bytes_arrive_before_the_last_row_is_produced(submission, se
 
 
 @pytest.mark.exercise(CSV)
+async def test_the_export_leaves_the_event_loop_free(submission, servers) -> None:
+    """Rows come from a slow (here: held) sync source: read in a worker thread, it cannot stop other requests."""
+    gate = Gate()
+    server = csv_server(submission, servers, lambda: gated_rows(gate))
+    try:
+        async with httpx.AsyncClient(timeout=WAIT) as client, client.stream("GET", f"{server.url}/export") as export:
+            try:
+                first = await asyncio.wait_for(anext(export.aiter_raw()), WAIT)
+            except (TimeoutError, StopAsyncIteration):
+                pytest.fail(f"no bytes of the export arrived within {WAIT:g} s: stream it from a generator", pytrace=False)
+            require_no_error(export.status_code, export.headers, first, "csv_export")
+            try:
+                pong = await client.get(f"{server.url}/ping", timeout=2.0)
+            except httpx.TimeoutException:
+                pong = None
+            assert pong is not None and pong.status_code == 200, (
+                "while the export waited for its next rows, the server could not answer another request for 2 s: "
+                "an `async def` generator that reads a plain iterable runs on the event loop and blocks it. "
+                "Use a plain `def` generator — Starlette runs it in a worker thread"
+            )
+    finally:
+        gate.open()
+
+
+@pytest.mark.exercise(CSV)
 async def test_values_with_commas_quotes_and_newlines_are_quoted(submission, servers) -> None:
     server = csv_server(submission, servers, lambda: iter(TRICKY_ROWS))
     response = await fetch(f"{server.url}/export")
