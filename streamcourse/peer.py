@@ -1,0 +1,514 @@
+"""One side of a conversation over the channel: it calls the other side, answers it, and lends objects.
+
+Both the checker and the runner hold a :class:`Peer`. A peer lends its own
+objects as handles (:meth:`Peer.lend`), turns the other side's handles into
+:class:`Proxy` objects, and runs what the other side asks of a lent object
+through its :class:`Policy` — the runner's policy does anything a check may ask
+of the learner's code; the checker's policy only drives the iterators and calls
+the callables a check passed in, and never reads an attribute (that is how a
+learner would walk into the checker's frames and secrets).
+
+Sync operations run in a small thread pool; async ones (``anext``, ``aclose``,
+``await``, ...) on the event loop that owns the object, and a caller that gives
+up cancels them on the other side too, as a local ``await`` would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import concurrent.futures
+import itertools
+import threading
+import traceback
+import weakref
+from dataclasses import asdict
+from typing import Any, Callable
+
+from streamcourse.channel import ErrorInfo, Frames, Handle, ProtocolError, Recipe, decode, encode
+
+__all__ = ["Peer", "Policy", "Proxy", "LearnerError", "Closed", "ASYNC_OPS", "abilities_of"]
+
+#: Operations that run on an event loop; the rest run in a thread.
+ASYNC_OPS = frozenset({"anext", "asend", "athrow", "aclose", "await"})
+_LOCAL_NAMES = frozenset({"close", "aclose", "send", "asend", "throw", "athrow"})
+
+
+class Closed(ConnectionError):
+    """The channel is gone: the other side stopped (or was stopped)."""
+
+
+class LearnerError(Exception):
+    """Mixed into exceptions rebuilt from the other side, so a checker can tell them from its own."""
+
+    info: ErrorInfo
+
+
+def abilities_of(obj: Any) -> frozenset[str]:
+    """What may be asked of ``obj``, by what it is."""
+    found = {op for op, attr in (("close", "close"), ("send", "send"), ("throw", "throw"), ("aclose", "aclose"),
+                                 ("asend", "asend"), ("athrow", "athrow")) if hasattr(obj, attr)}
+    if callable(obj):
+        found.add("call")
+    if hasattr(obj, "__next__"):
+        found.add("next")
+    elif hasattr(obj, "__iter__"):
+        found.add("iter")
+    if hasattr(obj, "__anext__"):
+        found.add("anext")
+    elif hasattr(obj, "__aiter__"):
+        found.add("aiter")
+    if hasattr(obj, "__await__"):
+        found.add("await")
+    return frozenset(found)
+
+
+class Policy:
+    """What a side does when the other side asks something of one of its objects."""
+
+    def describe(self, obj: Any) -> Handle | Recipe | None:
+        """How a local object that is not plain data crosses (None: lend it as a handle)."""
+        return None
+
+    def rebuild(self, recipe: Recipe) -> Any:
+        raise ProtocolError(f"this side rebuilds no {recipe.kind!r} objects")
+
+    def run(self, op: str, obj: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        """Run a sync operation on a lent object (``obj`` is None for the side's own root operations)."""
+        raise PermissionError(f"{op!r} is not allowed here")
+
+    async def arun(self, op: str, obj: Any, args: list[Any]) -> Any:
+        raise PermissionError(f"{op!r} is not allowed here")
+
+    def loop_for(self, obj: Any) -> asyncio.AbstractEventLoop:
+        raise PermissionError("this side runs no async operations")
+
+
+class _Stop(Exception):
+    """A StopIteration/StopAsyncIteration that crossed, with the value it carried."""
+
+    def __init__(self, value: Any, is_async: bool) -> None:
+        self.value, self.is_async = value, is_async
+
+
+class Peer:
+    """Calls, answers and lends over one channel socket."""
+
+    def __init__(self, frames: Frames, policy: Policy, on_event: Callable[[str, Any], None] | None = None,
+                 workers: int = 32) -> None:
+        self.frames, self.policy, self.on_event = frames, policy, on_event
+        self._ids = itertools.count(1)
+        self._lent: dict[int, Any] = {}
+        self._lent_ids: dict[int, int] = {}  # id(obj) -> handle id, so one object keeps one handle
+        self._lent_loops: dict[int, asyncio.AbstractEventLoop] = {}
+        self._pending: dict[int, concurrent.futures.Future[Any]] = {}
+        self._running: dict[int, concurrent.futures.Future[Any]] = {}
+        self._proxies: weakref.WeakValueDictionary[int, Proxy] = weakref.WeakValueDictionary()
+        self._lock = threading.Lock()
+        self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="streamcourse-peer")
+        self.closed = threading.Event()
+        self.why_closed = ""
+        self._reader = threading.Thread(target=self._read_loop, daemon=True, name="streamcourse-peer-reader")
+
+    def start(self) -> Peer:
+        self._reader.start()
+        return self
+
+    # ---- lending our objects
+    def lend(self, obj: Any) -> Handle | Recipe:
+        described = self.policy.describe(obj)
+        if described is not None:
+            return described
+        with self._lock:
+            known = self._lent_ids.get(id(obj))
+            if known is None:
+                known = next(self._ids)
+                self._lent[known], self._lent_ids[id(obj)] = obj, known
+                if hasattr(obj, "__anext__") or hasattr(obj, "__await__"):
+                    self._lent_loops[known] = self.policy.loop_for(obj)
+        return Handle(known, mine=False, abilities=abilities_of(obj), label=type(obj).__name__)
+
+    def forget(self) -> None:
+        """Drop every object lent so far (between checks), and ask the other side to do the same."""
+        self._drop_lent()
+        if not self.closed.is_set():
+            self._send({"forget": True})
+
+    def _drop_lent(self) -> None:
+        with self._lock:
+            self._lent.clear()
+            self._lent_ids.clear()
+            self._lent_loops.clear()
+
+    def _resolve(self, ref: Handle | Recipe) -> Any:
+        if isinstance(ref, Recipe):
+            return self.policy.rebuild(ref)
+        if ref.mine:  # the other side handed one of our own objects back
+            with self._lock:
+                if ref.id not in self._lent:
+                    raise ProtocolError(f"no lent object {ref.id}")
+                return self._lent[ref.id]
+        with self._lock:  # one proxy per object of the other side, so `is` and `==` mean what they say
+            proxy = self._proxies.get(ref.id)
+            if proxy is None:
+                proxy = self._proxies[ref.id] = Proxy(self, ref)
+        return proxy
+
+    def _encode(self, value: Any) -> Any:
+        return encode(value, self._export)
+
+    def _export(self, value: Any) -> Handle | Recipe:
+        if isinstance(value, Proxy) and value._peer is self:
+            return Handle(value._handle.id, mine=True)
+        return self.lend(value)
+
+    # ---- asking the other side
+    def _request(self, op: str, target: Handle | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int, concurrent.futures.Future[Any]]:
+        if self.closed.is_set():
+            raise Closed(self.why_closed or "the channel is closed")
+        ident = next(self._ids)
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        with self._lock:
+            self._pending[ident] = future
+        message = {"q": ident, "op": op, "to": None if target is None else target.id,
+                   "a": [self._encode(a) for a in args], "k": [[k, self._encode(v)] for k, v in kwargs.items()]}
+        try:
+            self._send(message)
+        except BaseException:
+            with self._lock:
+                self._pending.pop(ident, None)
+            raise
+        return ident, future
+
+    def call(self, op: str, target: Handle | None = None, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        """Ask the other side to run ``op`` and wait for the answer (raises what it raised)."""
+        ident, future = self._request(op, target, args, kwargs)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            self._cancel(ident)
+            raise TimeoutError(f"no answer to {op!r} within {timeout:g} s") from None
+        except BaseException:
+            if not future.done():  # interrupted (a time limit): the other side may stop too
+                self._cancel(ident)
+            raise
+
+    async def acall(self, op: str, target: Handle | None = None, *args: Any, **kwargs: Any) -> Any:
+        """:meth:`call` for a coroutine: cancelling the awaiting task cancels the operation over there."""
+        ident, future = self._request(op, target, args, kwargs)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            self._cancel(ident)
+            raise
+
+    def notify(self, kind: str, data: Any = None) -> None:
+        """A one-way event for the other side (the runner's progress: cells, readiness)."""
+        self._send({"ev": kind, "d": self._encode(data)})
+
+    def _cancel(self, ident: int) -> None:
+        with self._lock:
+            self._pending.pop(ident, None)
+        if not self.closed.is_set():
+            try:
+                self._send({"c": ident})
+            except OSError:
+                pass  # the channel broke meanwhile: nothing left to cancel
+
+    def _send(self, message: dict[str, Any]) -> None:
+        try:
+            self.frames.send(message)
+        except OSError as exc:
+            self._shut(f"the channel broke while sending ({exc})")
+            raise Closed(self.why_closed) from None
+
+    # ---- reading
+    def _read_loop(self) -> None:
+        why = "the other side closed the channel"
+        try:
+            while True:
+                message = self.frames.receive()
+                if message is None:
+                    break
+                self._dispatch(message)
+        except ProtocolError as exc:
+            why = f"protocol violation: {exc}"
+        except OSError as exc:
+            why = f"the channel broke ({exc})"
+        self._shut(why)
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        if "r" in message:
+            self._answer(message)
+        elif "q" in message:
+            self._serve(message)
+        elif "c" in message:
+            with self._lock:
+                running = self._running.get(message["c"])
+            if running is not None:
+                running.cancel()
+        elif "ev" in message:
+            if self.on_event is not None:
+                self.on_event(str(message["ev"]), decode(message.get("d"), self._resolve))
+        elif message.get("forget") is True:
+            self._drop_lent()
+        else:
+            raise ProtocolError(f"unknown message with keys {sorted(message)[:5]}")
+
+    def _answer(self, message: dict[str, Any]) -> None:
+        ident = message["r"]
+        with self._lock:
+            future = self._pending.pop(ident, None) if type(ident) is int else None
+        if future is None:
+            return  # an answer to a call we gave up on
+        try:
+            if "v" in message:
+                future.set_result(decode(message["v"], self._resolve))
+            elif "stop" in message:
+                future.set_exception(_Stop(decode(message["stop"], self._resolve), bool(message.get("async"))))
+            elif "e" in message:
+                future.set_exception(rebuild_error(_error_info(message["e"])))
+            else:
+                raise ProtocolError("an answer with neither value nor error")
+        except ProtocolError as exc:
+            future.set_exception(exc)
+            raise
+
+    def _serve(self, message: dict[str, Any]) -> None:
+        ident, op, target = message["q"], message.get("op"), message.get("to")
+        if type(ident) is not int or type(op) is not str or not (target is None or type(target) is int):
+            raise ProtocolError("a malformed request")
+        args = decode(message.get("a", []), self._resolve)
+        kwargs = {str(k): decode(v, self._resolve) for k, v in message.get("k", [])}
+        with self._lock:
+            obj = self._lent.get(target) if target is not None else None
+            loop = self._lent_loops.get(target) if target is not None else None
+        if target is not None and obj is None:
+            self._reply_error(ident, ErrorInfo("LookupError", "LookupError", "that object is no longer available"))
+            return
+        if op in ASYNC_OPS:
+            if loop is None:
+                self._reply_error(ident, ErrorInfo("TypeError", "TypeError", f"{op} needs an awaitable object"))
+                return
+            future = asyncio.run_coroutine_threadsafe(self.policy.arun(op, obj, args), loop)
+        else:
+            future = self._pool.submit(self.policy.run, op, obj, args, kwargs)
+        with self._lock:
+            self._running[ident] = future
+        future.add_done_callback(lambda done: self._reply(ident, op, done))
+
+    def _reply(self, ident: int, op: str, done: concurrent.futures.Future[Any]) -> None:
+        with self._lock:
+            self._running.pop(ident, None)
+        if self.closed.is_set():
+            return
+        try:
+            if done.cancelled():
+                raise asyncio.CancelledError()
+            value = done.result()
+            self._send({"r": ident, "v": self._encode(value)})
+        except (StopIteration, StopAsyncIteration) as stop:
+            value = stop.value if isinstance(stop, StopIteration) else None
+            self._send({"r": ident, "stop": self._encode(value), "async": isinstance(stop, StopAsyncIteration)})
+        except Closed:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - whatever the code raised is an answer for the other side
+            self._reply_error(ident, describe_error(exc))
+
+    def _reply_error(self, ident: int, info: ErrorInfo) -> None:
+        try:
+            self._send({"r": ident, "e": asdict(info)})
+        except Closed:
+            pass
+
+    def _shut(self, why: str) -> None:
+        if self.closed.is_set():
+            return
+        self.why_closed = why
+        self.closed.set()
+        with self._lock:
+            pending, self._pending = list(self._pending.values()), {}
+            running, self._running = list(self._running.values()), {}
+        for future in pending:
+            if not future.done():
+                future.set_exception(Closed(why))
+        for future in running:
+            future.cancel()
+
+    def close(self) -> None:
+        self._shut("closed by this side")
+        self.frames.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+# --------------------------------------------------------------------------- errors as data
+
+
+def describe_error(exc: BaseException) -> ErrorInfo:
+    """An exception as data: its class, nearest built-in class, message and the innermost learner line."""
+    builtin = next((k.__name__ for k in type(exc).__mro__ if getattr(builtins, k.__name__, None) is k), "Exception")
+    try:
+        message = str(exc)[:2000]
+    except Exception:  # noqa: BLE001 - a hostile __str__: the class name is enough
+        message = ""
+    where = ""
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename.startswith("<cell"):
+            where = f"line {frame.lineno} of {frame.filename}"
+    if isinstance(exc, LearnerError):  # it came from the other side first: keep where it started
+        return exc.info
+    return ErrorInfo(type(exc).__name__[:80], builtin, message, where)
+
+
+def _error_info(data: Any) -> ErrorInfo:
+    if type(data) is not dict or not all(type(data.get(k, "")) is str for k in ("type", "builtin", "message", "where")):
+        raise ProtocolError("a malformed error")
+    return ErrorInfo(data["type"][:80], data["builtin"][:80], data["message"][:2000], data.get("where", "")[:200])
+
+
+_REBUILT: dict[tuple[str, str], type[BaseException]] = {}
+
+
+def rebuild_error(info: ErrorInfo) -> BaseException:
+    """An exception of (a subclass of) the built-in class named in ``info``, marked as a LearnerError.
+
+    Only subclasses of ``Exception`` are rebuilt as themselves: a ``SystemExit`` or
+    ``KeyboardInterrupt`` from the other side must never stop this process.
+    """
+    base = getattr(builtins, info.builtin, None)
+    if not (isinstance(base, type) and issubclass(base, Exception)) or issubclass(base, (StopIteration, StopAsyncIteration)):
+        base = RuntimeError
+    key = (info.type, base.__name__)
+    cls = _REBUILT.get(key)
+    if cls is None:
+        try:
+            cls = type(info.type, (base, LearnerError), {"__module__": "learner"})
+        except TypeError:  # a built-in whose layout cannot be mixed: keep the name, lose the base
+            cls = type(info.type, (LearnerError,), {"__module__": "learner"})
+        _REBUILT[key] = cls
+    message = info.message + (f" (at {info.where})" if info.where else "")
+    try:
+        exc = cls(message)
+    except TypeError:  # e.g. UnicodeDecodeError needs five arguments
+        exc = type(info.type, (LearnerError,), {"__module__": "learner"})(message)
+    exc.info = info  # type: ignore[attr-defined]
+    return exc
+
+
+# --------------------------------------------------------------------------- the other side's objects, here
+
+
+class Proxy:
+    """An object of the other side. Operations on it are requests; it equals only itself."""
+
+    __slots__ = ("_peer", "_handle", "__weakref__")
+
+    def __init__(self, peer: Peer, handle: Handle) -> None:
+        object.__setattr__(self, "_peer", peer)
+        object.__setattr__(self, "_handle", handle)
+
+    def __repr__(self) -> str:
+        return f"<{self._handle.label}>"
+
+    def _can(self, op: str) -> None:
+        if op not in self._handle.abilities:
+            raise TypeError(f"{self._handle.label!r} object does not support {op}")
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        if name in _LOCAL_NAMES:
+            if name not in self._handle.abilities:
+                raise AttributeError(f"{self._handle.label!r} object has no attribute {name!r}")
+            return _Method(self, name)
+        return self._peer.call("getattr", self._handle, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("objects of the other side are read-only here")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self._can("call")
+        return self._peer.call("call", self._handle, *args, **kwargs)
+
+    def __iter__(self) -> Any:
+        if "next" in self._handle.abilities:
+            return self
+        self._can("iter")
+        return self._peer.call("iter", self._handle)
+
+    def __next__(self) -> Any:
+        self._can("next")
+        try:
+            return self._peer.call("next", self._handle)
+        except _Stop as stop:
+            raise StopIteration(stop.value) from None
+
+    def __aiter__(self) -> Any:
+        if "anext" in self._handle.abilities:
+            return self
+        self._can("aiter")
+        return self._peer.call("aiter", self._handle)
+
+    async def __anext__(self) -> Any:
+        self._can("anext")
+        try:
+            return await self._peer.acall("anext", self._handle)
+        except _Stop:
+            raise StopAsyncIteration from None
+
+    def __await__(self) -> Any:
+        self._can("await")
+        return self._awaited().__await__()
+
+    async def _awaited(self) -> Any:
+        try:
+            return await self._peer.acall("await", self._handle)
+        except _Stop as stop:
+            return stop.value
+
+    def __bool__(self) -> bool:
+        return self._peer.call("bool", self._handle) is True
+
+    def __len__(self) -> int:
+        value = self._peer.call("len", self._handle)
+        if type(value) is not int:
+            raise TypeError("len() of the other side's object is not an int")
+        return value
+
+    def __contains__(self, item: Any) -> bool:
+        return self._peer.call("contains", self._handle, item) is True
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._peer.call("getitem", self._handle, key)
+
+
+class _Method:
+    """``proxy.close`` and friends: bound operations that exist only when the object has them."""
+
+    def __init__(self, proxy: Proxy, op: str) -> None:
+        self.proxy, self.op = proxy, op
+
+    def __call__(self, *args: Any) -> Any:
+        peer, handle = self.proxy._peer, self.proxy._handle
+        if self.op in ASYNC_OPS:
+            return _Awaiting(peer, self.op, handle, args)
+        try:
+            return peer.call(self.op, handle, *args)
+        except _Stop as stop:
+            raise StopIteration(stop.value) from None
+
+
+class _Awaiting:
+    """What ``proxy.aclose()`` returns: something to await, as a coroutine would be."""
+
+    def __init__(self, peer: Peer, op: str, handle: Handle, args: tuple[Any, ...]) -> None:
+        self.peer, self.op, self.handle, self.args = peer, op, handle, args
+
+    def __await__(self) -> Any:
+        return self._run().__await__()
+
+    async def _run(self) -> Any:
+        try:
+            return await self.peer.acall(self.op, self.handle, *self.args)
+        except _Stop:
+            raise StopAsyncIteration from None
