@@ -67,6 +67,8 @@ def parser() -> argparse.ArgumentParser:
     grade.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: CPU count)")
     grade.add_argument("--timeout", type=float, default=60.0, help="seconds allowed per submission")
     grade.add_argument("--out", default="grades", help="where grades.csv, grades.json and feedback/ go")
+    grade.add_argument("--no-isolation", action="store_true",
+                       help="grade WITHOUT the bubblewrap sandbox (only for submissions you trust; the reports say so)")
     grade.set_defaults(run=_grade)
 
     llm = sub.add_parser("llm", help="run the embedded OpenAI-compatible server")

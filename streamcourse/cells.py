@@ -53,11 +53,14 @@ def run_cells(
     run_coroutine: RunCoroutine,
     skip: Iterable[int] = (),
     before: Callable[[int], None] = lambda index: None,
+    after: Callable[[int], None] = lambda index: None,
+    catch: tuple[type[BaseException], ...] = (),
 ) -> Iterator[CellOutcome]:
     """Run each cell in turn, yielding its outcome; cells in ``skip`` are reported, not run.
 
-    ``before(index)`` is called just before a cell runs (the runner reports it, so a
-    cell that hangs can be named by whoever stops it).
+    ``before(index)`` and ``after(index)`` bracket each cell (the runner reports the
+    cell and arms a time limit there); ``catch`` names exceptions beyond
+    ``Exception`` that end only the cell they interrupt (the runner's time limit).
     """
     skipped = set(skip)
     for index, source in cells:
@@ -66,8 +69,11 @@ def run_cells(
             continue
         before(index)
         try:
-            run_cell(source, values, f"<cell {index}>", run_coroutine)
-        except Exception as exc:  # noqa: BLE001 - the learner's error is data here
+            try:
+                run_cell(source, values, f"<cell {index}>", run_coroutine)
+            finally:
+                after(index)
+        except (Exception, *catch) as exc:  # noqa: BLE001 - the learner's error is data here
             yield CellOutcome(index, describe(exc))
         else:
             yield CellOutcome(index)

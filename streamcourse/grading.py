@@ -5,12 +5,12 @@ How a class is graded:
 * **Submissions.** Notebooks named on the command line or found in folders; a
   learner is named by the folder that holds the notebook, a lab by the
   notebook's metadata or, failing that, its file name.
-* **One engine for the class.** ``run_engine`` starts ``streamcourse.sandbox``
+* **One engine for the class.** ``run_engine`` starts ``streamcourse.engine``
   in a separate process with a scrubbed environment, sends it the submissions,
   each lab's exercises and the ``Limits``, and reads back one record per
-  submission as it is done. How one submission is run safely (fork, limits,
-  audit hook, streamed results, retries after a hang or a crash) is explained
-  in ``streamcourse.sandbox``; nothing in this module runs learner code.
+  submission as it is done. Each submission's notebook runs in a bubblewrap
+  sandbox and its checks in a trusted checker (``streamcourse.isolation``,
+  ``streamcourse.checker``); nothing in this module runs learner code.
 * **Scores** use the points of the exercise cells in ``solutions/`` (learners
   can edit their own metadata). An exercise earns the share of its checks that
   passed, unless the solution says ``"partial_credit": false`` (in the
@@ -42,22 +42,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from streamcourse import notebooks, pacing
+from streamcourse import isolation, notebooks, pacing
 from streamcourse.checking import REPO, SOLUTIONS_DIR
-from streamcourse.sandbox import (  # noqa: F401 - the statuses are re-exported: they are what grades.json reports
+from streamcourse.records import GradingSpec, Job, Limits, RecordError, SubmissionRecord, load
+from streamcourse.results import (  # noqa: F401 - the statuses are re-exported: they are what grades.json reports
     CHECK_BROKE,
     CRASHED,
-    ENV_KEEP,
     ERROR,
     FAILED,
     HIDDEN_GENERIC,
     NOT_RUN,
     PASSED,
     TIMED_OUT,
-    Limits,
-    _hide,
-    scan_code,
+    hide,
 )
+
+NOT_ISOLATED = "graded WITHOUT isolation (--no-isolation): learner code ran outside the sandbox, as the instructor"
+
+#: Environment variables the engine may see (everything else, secrets included, is dropped).
+ENV_KEEP = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "STREAMCOURSE_SPEED")
 
 __all__ = [
     "GradingError",
@@ -66,7 +69,6 @@ __all__ = [
     "ExerciseSpec",
     "find_submissions",
     "lab_specs",
-    "scan_code",
     "run_engine",
     "score",
     "write_reports",
@@ -181,25 +183,24 @@ def run_engine(
     check_dirs: Iterable[str | Path] = (),
     jobs: int | None = None,
     limits: Limits | None = None,
-    protected: Iterable[str | Path] = (),
-    on_done: Callable[[dict[str, Any]], None] | None = None,
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Grade submissions in the engine; returns one raw record per submission and the engine's ready info."""
-    limits = limits or Limits()
-    spec = {
-        "subs": [{"id": i, "path": str(s.path), "learner": s.learner} for i, s in enumerate(submissions)],
-        "labs": labs,
-        "hint": sorted({lab for s in submissions for lab in _lab_hints(s.path)}),
-        "hidden": [str(Path(d).resolve()) for d in check_dirs],
-        "jobs": max(1, jobs or os.cpu_count() or 1),
-        "limits": dataclasses.asdict(limits),
-        "protected": sorted({str(Path(p).resolve()) for p in (*protected, REPO, *check_dirs)}),
-    }
+    isolated: bool = True,
+    on_done: Callable[[SubmissionRecord], None] | None = None,
+) -> tuple[list[SubmissionRecord], dict[str, Any]]:
+    """Grade submissions in the engine (``streamcourse.engine``); one record per submission, and its ready info."""
+    spec = GradingSpec(
+        jobs=[Job(i, str(s.path), s.learner) for i, s in enumerate(submissions)],
+        labs=labs,
+        hidden=[str(Path(d).resolve()) for d in check_dirs],
+        workers=max(1, jobs or os.cpu_count() or 1),
+        limits=limits or Limits(),
+        isolated=isolated,
+        hints=sorted({lab for s in submissions for lab in _lab_hints(s.path)}),
+    )
     root = tempfile.mkdtemp(prefix="streamcourse-grade-")
     env = _engine_env()
     env.update(HOME=root, TMPDIR=root)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamcourse.sandbox"],
+        [sys.executable, "-m", "streamcourse.engine"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         env=env,
@@ -207,10 +208,10 @@ def run_engine(
         start_new_session=True,
     )
     assert proc.stdin is not None and proc.stdout is not None
-    records: dict[int, dict[str, Any]] = {}
+    records: dict[int, SubmissionRecord] = {}
     ready: dict[str, Any] = {}
     try:
-        proc.stdin.write((json.dumps(spec) + "\n").encode())
+        proc.stdin.write((json.dumps(dataclasses.asdict(spec)) + "\n").encode())
         proc.stdin.flush()  # stdin stays open: the engine stops when the grader goes away
         for raw in proc.stdout:
             try:
@@ -220,19 +221,20 @@ def run_engine(
             if event.get("event") == "ready":
                 ready = event
             elif event.get("event") == "done":
-                record = event["record"]
-                records[record["id"]] = record
+                try:
+                    record = load(SubmissionRecord, json.dumps(event["record"]))
+                except RecordError as exc:
+                    raise GradingError(f"the grading engine sent an unreadable record ({exc})") from None
+                records[record.id] = record
                 if on_done:
                     on_done(record)
-            elif event.get("event") == "warning":
-                ready.setdefault("collect_errors", []).append(event.get("text", ""))
             elif event.get("event") == "fatal":
-                raise GradingError("the grading engine failed: " + event.get("error", "?"))
+                raise GradingError("the grading engine failed: " + str(event.get("error", "?")))
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             try:
-                proc.stdin.close()  # the engine stops its children and exits when its input closes
+                proc.stdin.close()  # the engine stops its checkers and exits when its input closes
                 proc.wait(timeout=5)
             except (OSError, subprocess.TimeoutExpired):
                 proc.kill()
@@ -282,11 +284,12 @@ def _display_name(check: dict[str, Any]) -> str:
     return f"(hidden) {name}" if check.get("hidden") else name
 
 
-def score(records: list[dict[str, Any]], specs: dict[str, list[ExerciseSpec]], hidden: Iterable[str | Path] = ()) -> list[Grade]:
+def score(records: list[SubmissionRecord] | list[dict[str, Any]], specs: dict[str, list[ExerciseSpec]], hidden: Iterable[str | Path] = ()) -> list[Grade]:
     """Points per exercise from the solution's metadata and the share of checks passed."""
     hidden_dirs = [str(Path(h).resolve()) for h in hidden]
     grades: list[Grade] = []
-    for record in records:
+    for raw in records:
+        record = dataclasses.asdict(raw) if isinstance(raw, SubmissionRecord) else raw
         lab = record.get("lab") or ""
         stem = Path(record["path"]).stem
         problem = str(record.get("unreadable") or "")
@@ -301,7 +304,7 @@ def score(records: list[dict[str, Any]], specs: dict[str, list[ExerciseSpec]], h
             checks = [dict(c) for c in record.get("checks", []) if c.get("exercise") == spec.id]
             for check in checks:
                 if check.get("hidden") and check.get("status") != PASSED:
-                    check["message"] = _hide(str(check.get("message", "")), hidden_dirs)
+                    check["message"] = hide(str(check.get("message", "")), hidden_dirs)
                 if check.get("status") == CHECK_BROKE:
                     flags.append(f"check {check['nodeid']} could not run: {check.get('message', '')[:200]}")
             passed = sum(c.get("status") == PASSED for c in checks)
@@ -420,9 +423,16 @@ def grade(
     jobs: int | None = None,
     limits: Limits | None = None,
     progress: bool = True,
+    isolated: bool = True,
 ) -> list[Grade]:
-    """Grade every notebook under ``paths`` and write the reports; raises GradingError when it cannot run."""
+    """Grade every notebook under ``paths`` and write the reports; raises GradingError when it cannot run.
+
+    ``isolated=False`` grades without the sandbox (``--no-isolation``): only for
+    submissions the instructor trusts; the reports say so.
+    """
     started = time.monotonic()
+    if isolated and (why := isolation.problem()):
+        raise GradingError(why)
     check_dirs = [Path(d).resolve() for d in check_dirs]
     for directory in check_dirs:
         if not directory.is_dir():
@@ -438,12 +448,11 @@ def grade(
     submissions = find_submissions(paths)
     specs, warnings = lab_specs()
     labs = {lab: [e.id for e in exercises] for lab, exercises in specs.items()}
-    protected = {out, *(Path(p).resolve() if Path(p).is_dir() else Path(p).resolve().parent for p in paths)}
     total = len(submissions)
     done = 0
     tty = progress and sys.stderr.isatty()
 
-    def on_done(record: dict[str, Any]) -> None:
+    def on_done(record: SubmissionRecord) -> None:
         nonlocal done
         done += 1
         if progress:
@@ -453,15 +462,16 @@ def grade(
             elif done == total or done % max(1, total // 10) == 0:
                 print(line, file=sys.stderr, flush=True)
 
-    records, ready = run_engine(submissions, labs, check_dirs, jobs, limits, protected, on_done)
+    records, ready = run_engine(submissions, labs, check_dirs, jobs, limits, isolated, on_done)
     for error in ready.get("collect_errors", []):
         warnings.append(f"checks could not be loaded: {error}")
-    if ready.get("threads", 1) != 1:
-        warnings.append(f"the engine had {ready.get('threads')} threads when forking (a check file starts one at import?)")
+    if not isolated:
+        warnings.append(NOT_ISOLATED)
     grades = score(records, specs, check_dirs)
     meta = {
         "graded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(time.monotonic() - started, 2),
+        "isolated": isolated,
         "warnings": warnings,
         "limits": dataclasses.asdict(limits or Limits()),
     }
@@ -473,8 +483,9 @@ def main(args: argparse.Namespace) -> int:
     """``python -m streamcourse grade``: 0 when grading ran (whatever the scores), 2 when it could not."""
     started = time.monotonic()
     limits = Limits(timeout=float(args.timeout))
+    isolated = not getattr(args, "no_isolation", False)
     try:
-        grades = grade(args.submissions, args.out, args.checks, args.jobs, limits)
+        grades = grade(args.submissions, args.out, args.checks, args.jobs, limits, isolated=isolated)
     except GradingError as exc:
         print(f"streamcourse grade: {exc}", file=sys.stderr)
         return 2
@@ -482,6 +493,8 @@ def main(args: argparse.Namespace) -> int:
     flagged = [g for g in grades if g.flags]
     seconds = time.monotonic() - started
     print(f"\n{len(grades)} submission(s) graded in {seconds:.1f} s; reports in {Path(args.out).resolve()}")
+    if not isolated:
+        print(f"WARNING: {NOT_ISOLATED}")
     if flagged:
         print(f"{len(flagged)} flagged for the instructor (see 'flags' in grades.json):")
         for g in flagged:

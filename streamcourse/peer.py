@@ -83,6 +83,10 @@ class Policy:
     def loop_for(self, obj: Any) -> asyncio.AbstractEventLoop:
         raise PermissionError("this side runs no async operations")
 
+    def serve(self, app: Proxy, name: str) -> Any:
+        """Serve an app of the other side (see ``streamcourse.server.serve``)."""
+        raise PermissionError("this side serves no apps of the other side")
+
 
 class _Stop(Exception):
     """A StopIteration/StopAsyncIteration that crossed, with the value it carried."""
@@ -113,6 +117,12 @@ class Peer:
     def start(self) -> Peer:
         self._reader.start()
         return self
+
+    @property
+    def busy(self) -> bool:
+        """True while a call of ours is still waiting for its answer."""
+        with self._lock:
+            return bool(self._pending)
 
     # ---- lending our objects
     def lend(self, obj: Any) -> Handle | Recipe:
@@ -409,6 +419,9 @@ class Proxy:
 
     def __repr__(self) -> str:
         return f"<{self._handle.label}>"
+
+    def __streamcourse_serve__(self, name: str) -> Any:
+        return self._peer.policy.serve(self, name)
 
     def _can(self, op: str) -> None:
         if op not in self._handle.abilities:
