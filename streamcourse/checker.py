@@ -33,7 +33,7 @@ from typing import Any
 import psutil
 import pytest
 
-from streamcourse import isolation, processes
+from streamcourse import isolation, notebooks, processes
 from streamcourse.channel import Frames, Handle, Recipe
 from streamcourse.peer import LearnerError, Peer, Policy, Proxy, abilities_of
 from streamcourse.records import CellRecord, CheckRecord, Event, GradingSpec, Job, Limits, dump
@@ -114,6 +114,7 @@ class Runner:
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.process: subprocess.Popen[bytes] | None = None
         self.peer: Peer | None = None
+        self.ended = ""  # how the last runner ended, for messages
 
     def start(self, skip: list[int]) -> None:
         mine, theirs = socket.socketpair()
@@ -164,8 +165,8 @@ class Runner:
             return ""
         if self.process.poll() is None:
             self.process.kill()  # bwrap dies, and --die-with-parent takes every process of the sandbox with it
-        status = self.process.wait()
-        return _describe_exit(status)
+        self.ended = _describe_exit(self.process.wait())
+        return self.ended
 
 
 def _cmdline(process: psutil.Process) -> list[str]:
@@ -248,7 +249,6 @@ class Checker:
         """Start a fresh runner and follow its cells; False when no usable runner could be had."""
         while self.attempts < self.limits.attempts:
             self.attempts += 1
-            self.state.cells.clear()
             self.state.errors.clear()
             self.runner.start(self.skip)
             if self._follow_cells():
@@ -283,7 +283,7 @@ class Checker:
             self.emit(Event("lab", lab=self.state.lab, text=self.state.unreadable))
 
     def _cell(self, index: int, error: str) -> None:
-        if not error:
+        if not error or index in self.skip:  # a cell skipped because it hung or crashed before: already told
             return
         timed_out = "CellTimeout" in error
         status = TIMED_OUT if timed_out else ERROR
@@ -363,8 +363,11 @@ class Checker:
             signal.signal(signal.SIGALRM, previous)
 
     def on_result(self, result: Result) -> None:
-        if result.status == TIMED_OUT and "did not finish within" not in result.message:
-            result.message = f"this check did not finish within {self.limits.check_seconds:g} s — does your code loop forever or wait for something that never comes?"
+        if result.nodeid in self._timed_out():
+            result.message = (f"this check did not finish within {self.limits.check_seconds:g} s — does your code loop "
+                              "forever or wait for something that never comes?")
+        elif result.status == CRASHED:
+            result.message = f"the process running your code stopped during this check ({self.runner.stop()})"
         self.emit(Event("result", checks=[CheckRecord(result.nodeid, result.name, result.exercise, result.hidden,
                                                        result.status, result.message, result.seconds)]))
 
@@ -479,7 +482,7 @@ def grade_one(job: Job, slot: int, spec: GradingSpec, private: Path, emit: Calla
     checker = Checker(notebook, shared_folder(private), spec.limits, spec.isolated, slot, emit)
     try:
         if notebook is None:
-            emit(Event("lab", lab=_lab_in_name(job.path), text=f"{Path(job.path).name} is too big to be a notebook (over 20 MB)"))
+            emit(Event("lab", lab=notebooks.lab_in_name(job.path), text=f"{Path(job.path).name} is too big to be a notebook (over 20 MB)"))
         elif checker.start_runner() and checker.state.lab in spec.labs and not checker.state.unreadable:
             collector = Collector(spec.hidden, on_result=checker.on_result)
             checker.collector = collector
@@ -488,7 +491,7 @@ def grade_one(job: Job, slot: int, spec: GradingSpec, private: Path, emit: Calla
                        plugins=[checker], collector=collector, provide=checker.provide, output=_Capped())
     finally:
         checker.runner.stop()
-        emit(Event("finished"))
+        emit(Event("finished", count=checker.attempts))
 
 
 def _copy_in(path: Path, private: Path) -> Path | None:
@@ -500,10 +503,3 @@ def _copy_in(path: Path, private: Path) -> Path | None:
     copy.parent.mkdir()
     shutil.copyfile(path, copy)
     return copy
-
-
-def _lab_in_name(path: str) -> str | None:
-    import re
-
-    found = re.search(r"lab\d\d", Path(path).name)
-    return found.group(0) if found else None

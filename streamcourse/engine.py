@@ -68,6 +68,7 @@ class SubmissionState:
     current: str = ""  # the check running now, if any
     current_since: float = 0.0
     finished: bool = False
+    attempts: int = 1
 
     @property
     def deadline(self) -> float:
@@ -89,7 +90,7 @@ class SubmissionState:
         elif event.kind == "note":
             self.notes.append(event.text[:500])
         elif event.kind == "finished":
-            self.finished = True
+            self.finished, self.attempts = True, max(1, event.count)
 
     def end(self, how: str, now: float) -> SubmissionRecord:
         """The record, once the checker has ended: ``how`` is empty for a normal end."""
@@ -105,7 +106,7 @@ class SubmissionState:
                                                                 message=message, seconds=round(seconds, 3))
         return SubmissionRecord(
             self.job.id, self.job.path, self.job.learner, self.lab, self.unreadable,
-            [self.cells[i] for i in sorted(self.cells)], self._all_checks(ended), [], self.notes, 1, ended,
+            [self.cells[i] for i in sorted(self.cells)], self._all_checks(ended), [], self.notes, self.attempts, ended,
             round(now - self.started, 3),
         )
 

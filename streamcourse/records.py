@@ -99,6 +99,7 @@ class Event:
     cell: CellRecord | None = None
     checks: list[CheckRecord] = field(default_factory=list)
     nodeid: str = ""
+    count: int = 0  # "finished": how many runners the notebook needed
 
 
 @dataclass

@@ -104,6 +104,12 @@ def _from_learner(excinfo: pytest.ExceptionInfo[BaseException] | None) -> bool:
     return any(frame.filename.startswith(("<cell", "<extra")) for frame in traceback.extract_tb(excinfo.tb))
 
 
+def _is_closed(exc: BaseException) -> bool:
+    from streamcourse.peer import Closed
+
+    return isinstance(exc, Closed)
+
+
 class Collector:
     """pytest plugin: each check's :class:`Result`, as it happens (``on_result``) and at the end."""
 
@@ -117,6 +123,7 @@ class Collector:
         self.timed_out: set[str] = set()  # nodeids a time limit stopped (set by whoever imposes it)
         self._results: dict[str, Result] = {}
         self._learner_failures: set[str] = set()
+        self._crashes: set[str] = set()  # the learner's process died under the check
 
     def is_hidden(self, item: pytest.Item) -> bool:
         path = str(getattr(item, "path", ""))
@@ -139,6 +146,8 @@ class Collector:
         report = yield
         if _from_learner(call.excinfo):
             self._learner_failures.add(item.nodeid)
+        if call.excinfo is not None and _is_closed(call.excinfo.value):
+            self._crashes.add(item.nodeid)
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -168,8 +177,8 @@ class Collector:
             status = TIMED_OUT
         elif kind == "MemoryError":
             status, message = ERROR, "ran out of memory (MemoryError): does your code keep everything it reads, or never stop?"
-        elif kind in ("ConnectionError", "Closed") and "channel" in message:
-            status, message = CRASHED, f"the process running your code stopped during this check ({message})"
+        elif report.nodeid in self._crashes:
+            status = CRASHED
         elif kind not in ("AssertionError", "Failed") and report.nodeid in self._learner_failures:
             status = ERROR
         elif report.when == "setup":

@@ -177,7 +177,7 @@ def run_notebook(peer: Peer, path: str, values: dict[str, Any], run: Callable[..
         lab = notebooks.lab_of(nb, path)
     except Exception as exc:  # noqa: BLE001 - a notebook that cannot be read is an answer, not a crash
         message = str(exc) if isinstance(exc, notebooks.NotebookError) else cells.describe(exc)
-        peer.notify("lab", {"lab": None, "error": message.replace(path, os.path.basename(path))})
+        peer.notify("lab", {"lab": notebooks.lab_in_name(path), "error": message.replace(path, os.path.basename(path))})
         return
     peer.notify("lab", {"lab": lab, "error": ""})
     code = [(i, source) for i, source in notebooks.code_cells(nb) if not notebooks.is_check_cell(source)]
@@ -187,7 +187,8 @@ def run_notebook(peer: Peer, path: str, values: dict[str, Any], run: Callable[..
         peer.notify("cell-start", {"index": index})
         clock.start(index)
 
-    for outcome in cells.run_cells(code, values, run, skip, before, clock.stop, catch=(CellTimeout,)):
+    stops = (CellTimeout, SystemExit, KeyboardInterrupt)  # each ends its own cell, as in Jupyter
+    for outcome in cells.run_cells(code, values, run, skip, before, clock.stop, catch=stops):
         peer.notify("cell", {"index": outcome.index, "error": outcome.error})
 
 

@@ -12,6 +12,7 @@ import csv
 import json
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -59,6 +60,8 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
     mp = pytest.MonkeyPatch()
     mp.setenv("OPENAI_API_KEY", SECRET)
+    scratch = tmp_path_factory.mktemp("grading-scratch")  # every process of this grading works under here
+    mp.setattr(tempfile, "tempdir", str(scratch))
     started = time.monotonic()
     check_file_before = hostile.CHECK_FILE.read_bytes()
     try:
@@ -71,6 +74,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "out": out,
         "seconds": time.monotonic() - started,
         "started": started,
+        "scratch": scratch,
         "check_file_before": check_file_before,
     }
 
@@ -112,7 +116,6 @@ def test_a_loop_that_ignores_the_alarm_is_killed_and_the_rest_graded_in_a_fresh_
     grade = graded["grades"]["infinite_loop_ignoring_the_alarm"]
     assert grade.attempts == 2
     assert grade.cells[0]["status"] == grading.TIMED_OUT
-    assert any("imports signal" in f for f in grade.flags)
 
 
 def test_an_infinite_generator_fails_its_checks_at_once_with_a_reason(graded: dict) -> None:
@@ -137,13 +140,20 @@ def test_a_crash_during_a_check_costs_that_check_only(graded: dict) -> None:
     assert all("SIGKILL" in c["message"] for e in grade.exercises for c in e.checks if c["status"] == grading.CRASHED)
 
 
-@pytest.mark.parametrize("learner", ["sys_exit", "os_exit", "memory_bomb"])
+@pytest.mark.parametrize("learner", ["sys_exit", "memory_bomb"])
 def test_exits_and_memory_bombs_are_errors_of_one_cell(graded: dict, learner: str) -> None:
     cells = graded["grades"][learner].cells
     assert cells and cells[0]["status"] == grading.ERROR
     assert all(c["status"] in (grading.ERROR, grading.TIMED_OUT) for c in cells)  # a slow bomb may hit the time limit first
-    words = {"sys_exit": "SystemExit", "os_exit": "os._exit(3)", "memory_bomb": "MemoryError"}[learner]
+    words = {"sys_exit": "SystemExit", "memory_bomb": "MemoryError"}[learner]
     assert words in cells[0]["error"]
+
+
+def test_a_cell_that_ends_its_process_is_skipped_in_a_fresh_runner(graded: dict) -> None:
+    grade = graded["grades"]["os_exit"]
+    assert [c["status"] for c in grade.cells] == [grading.CRASHED]
+    assert "exited with status 3" in grade.cells[0]["error"] and "skipped" in grade.cells[0]["error"]
+    assert grade.attempts == 2
 
 
 def test_a_notebook_that_is_not_json_gets_a_clear_message(graded: dict) -> None:
@@ -162,19 +172,8 @@ def test_a_deleted_exercise_cell_says_what_is_missing(graded: dict) -> None:
 def test_learners_cannot_change_the_checks_the_grades_or_the_machinery(graded: dict) -> None:
     grade = graded["grades"]["tamper"]
     assert hostile.CHECK_FILE.read_bytes() == graded["check_file_before"]
-    flags = "\n".join(grade.flags)
-    for words in [
-        "tried to write " + str(hostile.CHECK_FILE),
-        "grades.csv (the checks, the grades or a submission) — refused",
-        "tried to start a process",
-        "forged results",
-        "sys.modules['test_lab01_generators']",
-        "_pytest.reports.BaseReport",
-        "imports _pytest.reports",
-    ]:
-        assert words in flags, f"missing flag {words!r} in:\n{flags}"
     statuses = {c["status"] for e in grade.exercises for c in e.checks}
-    assert statuses == {grading.ERROR}, "the patched report classes were put back: the blank lab still fails"
+    assert statuses == {grading.ERROR}, "patching pytest in the notebook's own process changes nothing: the blank lab still fails"
     with open(graded["out"] / "grades.csv", newline="") as file:
         assert next(csv.reader(file)) == ["learner", "lab", "exercise", "points", "max_points"]
 
@@ -185,13 +184,12 @@ def test_correct_submissions_are_not_flagged(graded: dict) -> None:
 
 
 def test_no_process_is_left_behind(graded: dict) -> None:
-    time.sleep(0.2)
+    """Every process this grading started ran under its own scratch folder; none is still running."""
+    scratch = str(graded["scratch"])
     left = []
-    for proc in psutil.process_iter(["create_time", "cmdline"]):
+    for proc in psutil.process_iter(["cmdline"]):
         try:
-            if proc.info["create_time"] >= time.time() - (time.monotonic() - graded["started"]) - 1 and (
-                "streamcourse.sandbox" in " ".join(proc.info["cmdline"] or []) or "streamcourse-grade-" in proc.cwd()
-            ):
+            if scratch in " ".join(proc.info["cmdline"] or []) or proc.cwd().startswith(scratch):
                 left.append(proc)
         except psutil.Error:
             continue
@@ -208,7 +206,6 @@ def test_reports_hold_every_exercise_and_every_failure(graded: dict) -> None:
     by_learner = {s["learner"]: s for s in data["submissions"]}
     blank_checks = [c for e in by_learner["blank"]["exercises"] for c in e["checks"]]
     assert len(blank_checks) == 11 and all(c["message"] for c in blank_checks)
-    assert by_learner["tamper"]["flags"]
     feedback = (out / "feedback" / "wrong" / "lab01.md").read_text()
     assert "✔ chunks join to the whole file" in feedback
     assert "✘ batched counts utf8 bytes not characters — *failed*: a chunk was" in feedback
@@ -237,32 +234,14 @@ def test_hidden_passes(submission):
     assert submission.read_chunks
 
 @pytest.mark.exercise("lab01.read_chunks")
-async def test_hidden_async_never_awaited(submission):
-    assert False, "this would fail if it ever ran"
+async def test_hidden_async_runs(submission):
+    assert False, "an async hidden check runs too"
 '''
-
-NEVER_AWAIT = '''
-import inspect
-import pytest
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem):
-    """A broken runner: creates the async check's coroutine and never awaits it."""
-    if "never_awaited" not in pyfuncitem.name:
-        return None
-    function = pyfuncitem.obj
-    while not inspect.iscoroutinefunction(function):
-        function = function.__wrapped__
-    function(**{name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}).close()
-    return True
-'''
-
 
 def test_hidden_checks_count_but_never_show_their_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     hidden = tmp_path / "hidden_checks_dir"
     hidden.mkdir()
     (hidden / "test_lab01_hidden.py").write_text(HIDDEN_CHECKS)
-    (hidden / "conftest.py").write_text(NEVER_AWAIT)
     hostile.right(tmp_path / "class" / "alice")
     out = tmp_path / "out"
     args = argparse.Namespace(submissions=[str(tmp_path / "class")], checks=[str(hidden)], jobs=1, timeout=24.0, out=str(out))
@@ -276,9 +255,7 @@ def test_hidden_checks_count_but_never_show_their_code(tmp_path: Path, capsys: p
     assert checks["test_hidden_exact_value"]["message"] == grading.HIDDEN_GENERIC
     assert checks["test_hidden_check_breaks_inside"]["message"] == grading.HIDDEN_GENERIC
     assert checks["test_hidden_with_words"]["message"] == "rows must keep their order across chunks"
-    never = checks["test_hidden_async_never_awaited"]
-    assert never["status"] == grading.FAILED and "never ran" in never["message"]
-    assert any("never awaited" in f for f in grade["flags"])
+    assert checks["test_hidden_async_runs"]["message"] == "an async hidden check runs too"
     assert grade["points"] == pytest.approx(4 * 6 / 7 + 6 * 6 / 9, abs=0.02)
     feedback = (out / "feedback" / "alice" / "lab01.md").read_text()
     for secret in ("SECRET_EXPECTED_VALUE", "SECRET_KEY_NAME", "hidden_checks_dir", "assert ", str(tmp_path)):
@@ -287,28 +264,6 @@ def test_hidden_checks_count_but_never_show_their_code(tmp_path: Path, capsys: p
 
 
 # --------------------------------------------------------------------------- units and the command line
-
-
-def test_the_static_scan_flags_reaching_into_the_test_machinery() -> None:
-    cells = [
-        (1, "import _pytest.runner\nimport gc\nfrom inspect import currentframe"),
-        (2, "import sys\nsys.modules['x'] = None\nf = sys._getframe(1).f_back"),
-        (3, "%timeit 1\nopen('tests/labs/test_lab01_generators.py', 'w')"),
-    ]
-    flags = "\n".join(grading.scan_code(cells))
-    for words in ["imports _pytest.runner", "imports gc", "inspect.currentframe", "changes sys.modules",
-                  "sys._getframe", ".f_back", "tests/labs"]:
-        assert words in flags
-
-
-def test_the_static_scan_leaves_ordinary_code_alone() -> None:
-    import nbformat
-
-    for folder in ("solutions", "labs"):
-        for path in sorted((REPO / folder).glob("lab*.ipynb")):
-            nb = nbformat.read(path, as_version=4)
-            cells = [(i, c.source) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-            assert grading.scan_code(cells) == [], path.name
 
 
 def test_submissions_are_found_in_folders_and_named_by_their_folder(tmp_path: Path) -> None:
