@@ -177,8 +177,10 @@ def _cmdline(process: psutil.Process) -> list[str]:
 
 
 def _describe_exit(status: int) -> str:
-    if status < 0:
-        name = signal.Signals(-status).name if -status in signal.Signals._value2member_map_ else str(-status)
+    """Popen's return code in words; bwrap passes on its child's death by a signal as 128 + the signal."""
+    number = -status if status < 0 else status - 128 if status > 128 else 0
+    if number:
+        name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else str(number)
         return f"killed by {name}"
     return f"exited with status {status}"
 

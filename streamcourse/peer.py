@@ -392,15 +392,15 @@ def rebuild_error(info: ErrorInfo) -> BaseException:
     cls = _REBUILT.get(key)
     if cls is None:
         try:
-            cls = type(info.type, (base, LearnerError), {"__module__": "learner"})
+            cls = type(info.type, (base, LearnerError), {"__module__": "builtins"})  # shown as plain `ValueError: ...`
         except TypeError:  # a built-in whose layout cannot be mixed: keep the name, lose the base
-            cls = type(info.type, (LearnerError,), {"__module__": "learner"})
+            cls = type(info.type, (LearnerError,), {"__module__": "builtins"})
         _REBUILT[key] = cls
     message = info.message + (f" (at {info.where})" if info.where else "")
     try:
         exc = cls(message)
     except TypeError:  # e.g. UnicodeDecodeError needs five arguments
-        exc = type(info.type, (LearnerError,), {"__module__": "learner"})(message)
+        exc = type(info.type, (LearnerError,), {"__module__": "builtins"})(message)
     exc.info = info  # type: ignore[attr-defined]
     return exc
 

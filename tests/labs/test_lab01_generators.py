@@ -191,10 +191,15 @@ def test_memory_stays_flat_as_the_input_grows(submission) -> None:
         submission.build(harness.release_free_memory)
 
         most = n * 48 // (4096 - 48) + 2  # rows are at most 48 bytes: a chunk that is not the last holds over 4048
+        size = sum(len(str(i)) + 42 for i in range(n))  # every row's bytes, which the chunks must carry
 
         def run() -> None:
-            for count, _ in enumerate(submission.batched(rows, 4096)):
+            carried = 0
+            for count, chunk in enumerate(submission.batched(rows, 4096)):
                 assert count < most, f"batched gave more than the {most} chunks {n} rows can fill: chunks must be full"
+                assert type(chunk) is str, f"chunks must be strings, not {type(chunk).__name__}"
+                carried += len(chunk)
+            assert carried == size, f"the chunks of {n} rows carried {carried} characters, not the rows' {size}"
 
         return peak_memory_growth(submission.process, run)
 
