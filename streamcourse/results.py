@@ -97,7 +97,7 @@ def _from_learner(excinfo: pytest.ExceptionInfo[BaseException] | None) -> bool:
     """Did the failure start in the learner's code (a cell's frame, or an error from the sandbox)?"""
     if excinfo is None:
         return False
-    from streamcourse.peer import LearnerError
+    from streamcourse.proxy import LearnerError
 
     if isinstance(excinfo.value, LearnerError):
         return True
