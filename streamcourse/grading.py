@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import os
 import sys
 import tempfile
 import time
@@ -187,7 +188,7 @@ def grade(
     dirs = _check_dirs(check_dirs)
     paths = list(paths)
     try:
-        target = ReportDir(Path(out).resolve())
+        target = ReportDir(Path(os.path.abspath(out)))  # not resolve(): a link as OUT must be seen, and refused
     except OutDirError as exc:
         raise GradingError(str(exc)) from None
     with target, tempfile.TemporaryDirectory(prefix="streamcourse-intake-") as work:

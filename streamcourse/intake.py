@@ -98,8 +98,13 @@ def _from_folder(path: Path) -> list[_Found]:
 # --------------------------------------------------------------------------- zips
 
 
+def _is_junk(name: str) -> bool:
+    """Checkpoints, macOS resource forks and other hidden files: skipped without a word."""
+    return any(p.startswith(".") or p == "__MACOSX" for p in PurePosixPath(name).parts)
+
+
 def _is_notebook(name: str) -> bool:
-    return name.lower().endswith(".ipynb") and not any(p.startswith(".") for p in PurePosixPath(name).parts)
+    return name.lower().endswith(".ipynb") and not _is_junk(name)
 
 
 def _gradescope_metadata(zip_path: Path, dest: Path) -> dict[str, lms.Owner] | None:
@@ -152,7 +157,7 @@ def _plain_file(zip_path: Path, member: safezip.Member, root: Path) -> _Found:
 
 
 def _left_out(zip_path: Path, names: list[str]) -> list[str]:
-    others = sorted(n for n in names if not n.endswith("/") and not _is_notebook(n)
+    others = sorted(n for n in names if not n.endswith("/") and not _is_notebook(n) and not _is_junk(n)
                     and PurePosixPath(n).name != lms.GRADESCOPE_METADATA)
     zips = [n for n in others if n.lower().endswith(".zip")]
     notes = [f"{zip_path.name}: {z!r} is a zip inside the download and was not opened: ask for the .ipynb itself"
@@ -168,10 +173,10 @@ def _from_zip(zip_path: Path, workdir: Path, notes: list[str]) -> list[_Found]:
     dest = workdir / f"zip{len(list(workdir.iterdir()))}"
     dest.mkdir()
     try:
-        with zipfile.ZipFile(zip_path) as archive:
-            names = archive.namelist()
         owners = _gradescope_metadata(zip_path, dest / "metadata")
         unpacked = safezip.unpack(zip_path, dest / "files", _is_notebook)
+        with zipfile.ZipFile(zip_path) as archive:
+            names = archive.namelist()
     except (safezip.ZipError, OSError, zipfile.BadZipFile) as exc:
         raise IntakeError(str(exc) if isinstance(exc, safezip.ZipError) else f"{zip_path.name}: {exc}") from None
     kind = _kind(names, owners)

@@ -102,12 +102,13 @@ def gradescope_owners(metadata: Any) -> dict[str, Owner]:
     for folder, info in metadata.items():
         if not isinstance(folder, str) or not isinstance(info, dict):
             continue
-        submitters = [s for s in info.get(":submitters:", []) or [] if isinstance(s, dict)]
-        people = [str(s.get(":name:") or "").strip() for s in submitters]
+        # Ruby writes symbol keys as ":submitters:", which YAML reads as the key ":submitters"
+        submitters = [s for s in info.get(":submitters", []) or [] if isinstance(s, dict)]
+        people = [str(s.get(":name") or "").strip() for s in submitters]
         first = submitters[0] if submitters else {}
-        sid = str(first.get(":sid:") or "").strip() or folder.removeprefix("submission_")
+        sid = str(first.get(":sid") or "").strip() or folder.removeprefix("submission_")
         owners[folder] = Owner("gradescope", " + ".join(p for p in people if p) or folder, sid,
-                               email=str(first.get(":email:") or ""), submitted_at=_created_at(info.get(":created_at:")))
+                               email=str(first.get(":email") or ""), submitted_at=_created_at(info.get(":created_at")))
     return owners
 
 

@@ -85,7 +85,7 @@ def load_extensions(path: Path, due: dt.datetime) -> dict[str, dt.datetime]:
         raise PolicyError(f"--extensions {path}: {exc.strerror or exc}") from None
     extensions = {}
     for number, row in enumerate(rows, start=2):
-        learner, new_due, days = (row.get(k, "") or "").strip(), (row.get("due") or "").strip(), (row.get("days") or "").strip()
+        learner, new_due, days = ((row.get(k) or "").strip() for k in ("learner", "due", "days"))
         if not learner or not (new_due or days):
             raise PolicyError(f"--extensions {path}, line {number}: each row needs 'learner' and 'due' or 'days'")
         try:

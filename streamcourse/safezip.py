@@ -66,10 +66,10 @@ def _problem(info: zipfile.ZipInfo) -> str:
         return "it has an absolute path"
     if ".." in path.parts:
         return "its path leads out of the folder (..)"
-    mode = info.external_attr >> 16
-    if stat.S_ISLNK(mode):
+    kind = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip tool recorded no Unix file type
+    if kind == stat.S_IFLNK:
         return "it is a symbolic link"
-    if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+    if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
         return "it is not a regular file"
     if info.flag_bits & 0x1:
         return "it is encrypted"
@@ -83,7 +83,7 @@ def _check_archive(archive: zipfile.ZipFile, limits: ZipLimits, label: str) -> N
                        "is it the LMS's download of one assignment?")
     claimed = sum(i.file_size for i in infos)
     if claimed > limits.max_total_mb << 20:
-        raise ZipError(f"{label} would unpack to {claimed >> 20} MB, more than {limits.max_total_mb} MB; "
+        raise ZipError(f"{label} unpacks to more than {limits.max_total_mb} MB ({claimed >> 20} MB); "
                        "unpack it yourself and grade the folder if it is genuine.")
 
 
@@ -134,11 +134,12 @@ def unpack(zip_path: Path, dest: Path, wanted: Callable[[str], bool], limits: Zi
     try:
         archive = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise ZipError(f"{label} is not a zip archive that can be read ({exc}); download it again from the LMS.") from None
+        raise ZipError(f"{label} is not a zip archive that can be read ({exc}); download it again.") from None
     result = Unpacked()
     budget = limits.max_total_mb << 20
     with archive:
         _check_archive(archive, limits, label)
+        dest.mkdir(parents=True, exist_ok=True)
         for info in archive.infolist():
             if info.is_dir():
                 continue
