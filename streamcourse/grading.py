@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from streamcourse import gradebook, intake, policy, reports, shards, untrusted
+from streamcourse import gradebook, intake, policy, shards, untrusted
 from streamcourse.engine import run_engine
 from streamcourse.intake import SubmissionFile, find_submissions
 from streamcourse.outdir import OutDirError, ReportDir

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any, Iterable
+from typing import Any
 
 from streamcourse import feedback_html, gradebook, untrusted
 from streamcourse.feedback import feedback_text
