@@ -153,7 +153,7 @@ def _plain_file(zip_path: Path, member: safezip.Member, root: Path) -> _Found:
     stamp = member.modified.astimezone()  # the zip's timestamps are the zipping machine's local time
     file = SubmissionFile(member.path, "", f"{zip_path.name}:{member.name}", "zip", submitted_at=stamp,
                           time_source="the zip entry's timestamp (local time of the machine that made the zip)")
-    return _Found(("zip", str(zip_path.resolve()), str(PurePosixPath(member.name).parent)), untrusted.learner_name(name), file)
+    return _Found(("zip", zip_path.name, str(PurePosixPath(member.name).parent)), untrusted.learner_name(name), file)
 
 
 def _left_out(zip_path: Path, names: list[str]) -> list[str]:
