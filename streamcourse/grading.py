@@ -147,7 +147,7 @@ def _run_class(engine: Engine, subs: list[SubmissionFile], labs: dict[str, list[
     for sub in subs:
         if str(sub.path) not in done:
             hints = intake.lab_hints(sub.path)
-            done[str(sub.path)] = not_graded(-1, str(sub.path), sub.learner, min(hints) if len(hints) == 1 else None,
+            done[str(sub.path)] = not_graded(str(sub.path), sub.learner, min(hints) if len(hints) == 1 else None,
                                              f"the grading engine stopped ({failure})")
             progress.step()
     engine_graded = any(r.ended != NOT_GRADED for r in done.values())

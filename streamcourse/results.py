@@ -41,9 +41,6 @@ class _Readable:
         except AttributeError:
             raise KeyError(key) from None
 
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key, default)
-
 
 @dataclass(frozen=True)
 class CheckResult(_Readable):
@@ -117,7 +114,7 @@ def read(record: Any) -> EngineRecord:
     )
 
 
-def not_graded(id: int, path: str, learner: str, lab: str | None, why: str) -> EngineRecord:
+def not_graded(path: str, learner: str, lab: str | None, why: str) -> EngineRecord:
     """The record of a submission the engine never finished: it says so, and what to do."""
     text = f"not graded: {why}. Nothing was lost: grade this notebook again."
-    return EngineRecord(path, learner, lab, unreadable=text, flags=[text], attempts=0, ended=NOT_GRADED, id=id)
+    return EngineRecord(path, learner, lab, unreadable=text, flags=[text], attempts=0, ended=NOT_GRADED)

@@ -23,7 +23,9 @@ from typing import Any, Iterable
 
 from streamcourse import notebooks
 from streamcourse.checking import SOLUTIONS_DIR
-from streamcourse.results import CHECK_BROKE, HIDDEN_GENERIC, PASSED, CellResult, CheckResult, EngineRecord, read
+from streamcourse.results import (
+    CHECK_BROKE, HIDDEN_GENERIC, NOT_GRADED, PASSED, CellResult, CheckResult, EngineRecord, read,
+)
 
 __all__ = ["ExerciseSpec", "ExerciseGrade", "Identity", "Late", "Grade", "lab_specs", "save_specs", "load_specs",
            "hide_message", "score", "grade_records", "best_per_lab", "to_json", "from_json"]
@@ -176,7 +178,7 @@ def grade_records(records: Iterable[Any], specs: dict[str, list[ExerciseSpec]], 
         lab = record.lab or ""
         problem = record.unreadable
         flags = list(record.flags)
-        if lab not in specs and not record.ended.startswith("not graded"):
+        if lab not in specs and record.ended != NOT_GRADED:
             problem = " ".join(filter(None, [_unknown_lab(record), problem]))
         exercises = [_exercise(spec, record, hidden_dirs, problem, flags) for spec in specs.get(lab, [])]
         grades.append(Grade(record.learner, lab or Path(record.path).stem, record.path, exercises, list(record.cells),
