@@ -20,7 +20,7 @@ from streamcourse.isolation import SandboxLimits
 
 __all__ = [
     "Limits", "Job", "GradingSpec", "CellRecord", "CheckRecord", "Event", "SubmissionRecord",
-    "dump", "load", "RecordError",
+    "dump", "load", "submission_record", "RecordError",
 ]
 
 T = TypeVar("T")
@@ -132,6 +132,11 @@ def load(kind: type[T], line: str | bytes) -> T:
     except (ValueError, RecursionError) as exc:
         raise RecordError(f"not JSON: {type(exc).__name__}") from None
     return _build(kind, data)
+
+
+def submission_record(raw: SubmissionRecord | dict[str, Any]) -> SubmissionRecord:
+    """A submission's record, from the record itself or its dict form (checked like a loaded line)."""
+    return raw if isinstance(raw, SubmissionRecord) else _build(SubmissionRecord, raw)
 
 
 def _build(kind: Any, data: Any) -> Any:

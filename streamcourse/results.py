@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 __all__ = [
-    "PASSED", "FAILED", "TIMED_OUT", "CRASHED", "ERROR", "NOT_RUN", "CHECK_BROKE", "HIDDEN_GENERIC", "NOT_WRITTEN",
+    "PASSED", "FAILED", "TIMED_OUT", "CRASHED", "ERROR", "NOT_RUN", "CHECK_BROKE", "NOT_GRADED", "HIDDEN_GENERIC",
+    "NOT_WRITTEN",
     "Result", "Collector", "display_name", "failure_message", "hide", "exercise_of",
 ]
 
@@ -29,6 +30,7 @@ CRASHED = "crashed"
 ERROR = "error in your code"
 NOT_RUN = "not run"
 CHECK_BROKE = "check could not run"
+NOT_GRADED = "not graded"  # a submission the engine never finished (it stopped): grade it again
 
 HIDDEN_GENERIC = "a hidden check failed"
 NOT_WRITTEN = "not written yet: the function still raises NotImplementedError — replace the stub with your code"

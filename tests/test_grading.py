@@ -95,7 +95,7 @@ def test_points_earned_are_kept_whatever_the_submission_does(graded: dict, learn
     grade = graded["grades"][learner]
     assert grade.max_points == hostile.FULL, "max points come from the solution's cells"
     assert grade.points == pytest.approx(graded["expected"][learner], abs=0.01), json.dumps(
-        [[c["name"], c["status"], c["message"]] for e in grade.exercises for c in e.checks], indent=1
+        [[c.name, c.status, c.message] for e in grade.exercises for c in e.checks], indent=1
     )
 
 
@@ -108,51 +108,51 @@ def test_a_wrong_answer_gets_partial_credit(graded: dict) -> None:
 
 def test_an_infinite_loop_costs_only_its_cell(graded: dict) -> None:
     cells = graded["grades"]["infinite_loop"].cells
-    assert [c["status"] for c in cells] == [grading.TIMED_OUT]
-    assert "did not finish within 2 s" in cells[0]["error"]
+    assert [c.status for c in cells] == [grading.TIMED_OUT]
+    assert "did not finish within 2 s" in cells[0].error
 
 
 def test_a_loop_that_ignores_the_alarm_is_killed_and_the_rest_graded_in_a_fresh_process(graded: dict) -> None:
     grade = graded["grades"]["infinite_loop_ignoring_the_alarm"]
     assert grade.attempts == 2
-    assert grade.cells[0]["status"] == grading.TIMED_OUT
+    assert grade.cells[0].status == grading.TIMED_OUT
 
 
 def test_an_infinite_generator_fails_its_checks_at_once_with_a_reason(graded: dict) -> None:
     grade = graded["grades"]["infinite_generator"]
     batched = next(e for e in grade.exercises if e.exercise == "lab01.batched")
-    assert {c["status"] for c in batched.checks} == {grading.FAILED}
-    assert any("stop when the rows run out" in c["message"] for c in batched.checks)
+    assert {c.status for c in batched.checks} == {grading.FAILED}
+    assert any("stop when the rows run out" in c.message for c in batched.checks)
     assert grade.seconds < 5, f"the checks take only as many chunks as there are rows; this took {grade.seconds:.1f} s"
 
 
 def test_a_check_that_hangs_times_out_and_costs_that_check_only(graded: dict) -> None:
     grade = graded["grades"]["hangs_in_a_check"]
-    statuses = {c["name"]: c["status"] for e in grade.exercises for c in e.checks}
+    statuses = {c.name: c.status for e in grade.exercises for c in e.checks}
     assert statuses.pop("test_memory_stays_flat_as_the_input_grows") == grading.TIMED_OUT
     assert set(statuses.values()) == {grading.PASSED}
 
 
 def test_a_crash_during_a_check_costs_that_check_only(graded: dict) -> None:
     grade = graded["grades"]["killed_during_a_check"]
-    crashed = [c["name"] for e in grade.exercises for c in e.checks if c["status"] == grading.CRASHED]
+    crashed = [c.name for e in grade.exercises for c in e.checks if c.status == grading.CRASHED]
     assert crashed == ["test_a_row_longer_than_the_limit_is_a_chunk_of_its_own", "test_no_rows_give_no_chunks"]
-    assert all("SIGKILL" in c["message"] for e in grade.exercises for c in e.checks if c["status"] == grading.CRASHED)
+    assert all("SIGKILL" in c.message for e in grade.exercises for c in e.checks if c.status == grading.CRASHED)
 
 
 @pytest.mark.parametrize("learner", ["sys_exit", "memory_bomb"])
 def test_exits_and_memory_bombs_are_errors_of_one_cell(graded: dict, learner: str) -> None:
     cells = graded["grades"][learner].cells
-    assert cells and cells[0]["status"] == grading.ERROR
-    assert all(c["status"] in (grading.ERROR, grading.TIMED_OUT) for c in cells)  # a slow bomb may hit the time limit first
+    assert cells and cells[0].status == grading.ERROR
+    assert all(c.status in (grading.ERROR, grading.TIMED_OUT) for c in cells)  # a slow bomb may hit the time limit first
     words = {"sys_exit": "SystemExit", "memory_bomb": "MemoryError"}[learner]
-    assert words in cells[0]["error"]
+    assert words in cells[0].error
 
 
 def test_a_cell_that_ends_its_process_is_skipped_in_a_fresh_runner(graded: dict) -> None:
     grade = graded["grades"]["os_exit"]
-    assert [c["status"] for c in grade.cells] == [grading.CRASHED]
-    assert "exited with status 3" in grade.cells[0]["error"] and "skipped" in grade.cells[0]["error"]
+    assert [c.status for c in grade.cells] == [grading.CRASHED]
+    assert "exited with status 3" in grade.cells[0].error and "skipped" in grade.cells[0].error
     assert grade.attempts == 2
 
 
@@ -166,13 +166,13 @@ def test_a_notebook_that_is_not_json_gets_a_clear_message(graded: dict) -> None:
 
 def test_a_deleted_exercise_cell_says_what_is_missing(graded: dict) -> None:
     batched = next(e for e in graded["grades"]["exercise_cell_deleted"].exercises if e.exercise == "lab01.batched")
-    assert all("`batched` is not defined" in c["message"] for c in batched.checks)
+    assert all("`batched` is not defined" in c.message for c in batched.checks)
 
 
 def test_learners_cannot_change_the_checks_the_grades_or_the_machinery(graded: dict) -> None:
     grade = graded["grades"]["tamper"]
     assert hostile.CHECK_FILE.read_bytes() == graded["check_file_before"]
-    statuses = {c["status"] for e in grade.exercises for c in e.checks}
+    statuses = {c.status for e in grade.exercises for c in e.checks}
     assert statuses == {grading.ERROR}, "patching pytest in the notebook's own process changes nothing: the blank lab still fails"
     with open(graded["out"] / "grades.csv", newline="") as file:
         assert next(csv.reader(file)) == ["learner", "lab", "exercise", "points", "max_points"]
