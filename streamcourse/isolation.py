@@ -60,6 +60,7 @@ __all__ = [
     "problem",
     "private_network",
     "runner_command",
+    "sandbox",
 ]
 
 PACKAGE = Path(streamcourse.__file__).resolve().parent
@@ -134,7 +135,7 @@ def problem() -> str | None:
     for tool in needed:
         if shutil.which(tool) is None:
             return f"`{tool}` is not installed. " + INSTALL_HINT
-    probe = _sandbox(None, None, SandboxLimits(), job=0) + ["/bin/sh", "-c", "exit 0"]
+    probe = sandbox(None, None, SandboxLimits(), job=0) + ["/bin/sh", "-c", "exit 0"]
     try:
         done = subprocess.run(probe, capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -184,14 +185,15 @@ def _python_paths() -> list[str]:
 def runner_command(notebook: Path, shared: Path | None, channel_fd: int, limits: SandboxLimits, job: int,
                    skip_cells: list[int], cell_seconds: float) -> list[str]:
     """The whole command that starts one runner: prlimit, bwrap (and setpriv as root), then a fresh Python."""
-    return _sandbox(notebook, shared, limits, job) + [
+    return sandbox(notebook, shared, limits, job) + [
         sys.executable, "-I", "-c", BOOT,  # -I: no PYTHONPATH, no user site, no current folder on the path
         "--channel", str(channel_fd), "--notebook", f"{SUBMISSION_DIR}/{notebook.name}",
         "--skip", ",".join(map(str, skip_cells)), "--cell-seconds", f"{cell_seconds:g}",
     ]
 
 
-def _sandbox(notebook: Path | None, shared: Path | None, limits: SandboxLimits, job: int) -> list[str]:
+def sandbox(notebook: Path | None, shared: Path | None, limits: SandboxLimits, job: int) -> list[str]:
+    """The command that runs what follows it in the sandbox (the runner, or a probe in the tests)."""
     mib = 1024 * 1024
     as_root = os.geteuid() == 0
     return [

@@ -36,7 +36,7 @@ from streamcourse import cells, notebooks
 from streamcourse.channel import Frames, Recipe
 from streamcourse.peer import Peer, Policy
 
-__all__ = ["main", "LearnerSide"]
+__all__ = ["main", "LearnerSide", "learner_loop"]
 
 
 class CellTimeout(BaseException):
@@ -131,7 +131,7 @@ class LearnerSide(Policy):
         raise PermissionError(f"unknown operation {op!r}")
 
 
-def _learner_loop() -> asyncio.AbstractEventLoop:
+def learner_loop() -> asyncio.AbstractEventLoop:
     """The event loop every async piece of learner code runs on: cells, generators, awaits."""
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, daemon=True, name="streamcourse-learner-loop").start()
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for fd in (0, 1, 2):  # what the notebook prints goes nowhere: it is not graded, and may be endless
         os.dup2(os.open(os.devnull, os.O_RDWR), fd)
-    loop = _learner_loop()
+    loop = learner_loop()
     values: dict[str, Any] = {"__name__": "__main__", "check": cells.no_check}
     peer = Peer(Frames(socket.socket(fileno=args.channel)), LearnerSide(values, loop)).start()
     peer.notify("hello", {"pid": os.getpid()})

@@ -21,6 +21,7 @@ import pytest
 
 from streamcourse import grading
 from streamcourse.grading import Limits
+from streamcourse.records import CheckRecord, SubmissionRecord
 
 sys.path.insert(0, str(Path(__file__).parent / "grading_fixtures"))
 import hostile  # noqa: E402
@@ -294,9 +295,8 @@ def test_exit_status_is_not_zero_only_when_grading_cannot_run(tmp_path: Path, ca
 
 
 def test_partial_credit_is_the_share_of_checks_passed_unless_the_lab_says_otherwise() -> None:
-    checks = [{"nodeid": f"t{i}", "name": f"test_{i}", "exercise": "lab01.x", "status": grading.PASSED if i < 3 else grading.FAILED}
-              for i in range(4)]
-    record = {"learner": "erin", "lab": "lab01", "path": "/x/erin/lab01_generators.ipynb", "checks": checks}
+    checks = [CheckRecord(f"t{i}", f"test_{i}", "lab01.x", False, grading.PASSED if i < 3 else grading.FAILED) for i in range(4)]
+    record = SubmissionRecord(0, "/x/erin/lab01_generators.ipynb", "erin", "lab01", checks=checks)
     shared = grading.score([record], {"lab01": [grading.ExerciseSpec("lab01.x", 8.0)]})
     whole = grading.score([record], {"lab01": [grading.ExerciseSpec("lab01.x", 8.0, partial=False)]})
     assert (shared[0].points, whole[0].points) == (6.0, 0.0)
