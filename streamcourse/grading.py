@@ -279,7 +279,9 @@ def _print_outcome(grades: list[Grade], out: Path, seconds: float) -> None:
             more = f" (+{len(g.flags) - 1} more)" if len(g.flags) > 1 else ""
             print(f"  {untrusted.terminal(g.learner)}/{untrusted.terminal(g.lab)}: {untrusted.terminal(g.flags[0])[:160]}{more}")
     data = shards.read_run(out)
-    for line in data.get("intake", []) + data.get("warnings", []):
+    if data.get("isolated") is False:
+        print(f"WARNING: {NOT_ISOLATED}")
+    for line in data.get("intake", []) + [w for w in data.get("warnings", []) if w != NOT_ISOLATED]:
         print("note: " + untrusted.terminal(line)[:200])
 
 

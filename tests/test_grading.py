@@ -315,3 +315,24 @@ def test_every_solution_scores_full_marks_and_every_blank_lab_scores_zero(tmp_pa
     earned = {lab: g.points for lab, g in by_learner["labs"].items() if g.points != 0}
     assert earned == {}, f"blank labs that earned points: {earned}"
     assert all(g.max_points > 0 and not g.flags for g in grades)
+
+
+def test_without_a_usable_sandbox_grade_refuses_and_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(grading.isolation, "problem", lambda: "`bwrap` is not installed. " + grading.isolation.INSTALL_HINT)
+    hostile.right(tmp_path / "class" / "ann")
+    assert grading.main(_args(tmp_path, tmp_path / "class")) == 2
+    err = capsys.readouterr().err
+    assert "apt-get install bubblewrap" in err and "--no-isolation" in err
+    assert not (tmp_path / "out" / "grades.json").exists()
+
+
+def test_grading_without_isolation_says_so_in_the_reports_and_the_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    hostile.right(tmp_path / "class" / "ann")
+    args = _args(tmp_path, tmp_path / "class")
+    args.no_isolation = True
+    assert grading.main(args) == 0
+    assert "WARNING: graded WITHOUT isolation" in capsys.readouterr().out
+    data = json.loads((tmp_path / "out" / "grades.json").read_text())
+    assert data["isolated"] is False and grading.NOT_ISOLATED in data["warnings"]
+    assert data["submissions"][0]["points"] == hostile.FULL
