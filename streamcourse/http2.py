@@ -118,6 +118,7 @@ def serve_http2(app: Any) -> Http2Server:
 
     def run() -> None:
         asyncio.set_event_loop(loop)
+        loop.set_exception_handler(_ignore_cut_connections)
         try:
             loop.call_soon(started.set)
             loop.run_until_complete(serve(app, config, shutdown_trigger=stop.wait))
@@ -135,9 +136,14 @@ def serve_http2(app: Any) -> Http2Server:
     return server
 
 
+def _ignore_cut_connections(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A connection cancelled or reset while stopping is not news; anything else is reported as usual."""
+    if not isinstance(context.get("exception"), (asyncio.CancelledError, ConnectionError)):
+        loop.default_exception_handler(context)
+
+
 def _cancel_connections(loop: asyncio.AbstractEventLoop) -> None:
     """Cancel every connection's task: hypercorn's shutdown waits for them (an endless stream never ends)."""
-    loop.set_exception_handler(lambda loop, context: None)  # connections cut on purpose: not news
     for task in asyncio.all_tasks(loop):
         if task.get_coro().__qualname__.endswith("_server_callback"):
             task.cancel()
@@ -145,6 +151,7 @@ def _cancel_connections(loop: asyncio.AbstractEventLoop) -> None:
 
 def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
     """Cancel whatever is left and let it unwind, as asyncio.run does."""
+    loop.set_exception_handler(lambda loop, context: None)  # the server is gone: nothing left to report
     tasks = asyncio.all_tasks(loop)
     for task in tasks:
         task.cancel()
