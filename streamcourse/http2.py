@@ -78,6 +78,7 @@ class Http2Server:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop serving and wait for the thread; responses still open after the grace are cancelled."""
         if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.set_exception_handler, _quiet)  # cuts from here on are ours
             self._loop.call_soon_threadsafe(self._stop.set)
             self._thread.join(GRACE_SECONDS + 0.5)
         if self._thread.is_alive():  # hypercorn still waits for connections with open streams: end them
@@ -142,6 +143,10 @@ def _ignore_cut_connections(loop: asyncio.AbstractEventLoop, context: dict[str, 
         loop.default_exception_handler(context)
 
 
+def _quiet(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """While stopping, connections end on purpose: nothing to report."""
+
+
 def _cancel_connections(loop: asyncio.AbstractEventLoop) -> None:
     """Cancel every connection's task: hypercorn's shutdown waits for them (an endless stream never ends)."""
     for task in asyncio.all_tasks(loop):
@@ -151,7 +156,7 @@ def _cancel_connections(loop: asyncio.AbstractEventLoop) -> None:
 
 def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
     """Cancel whatever is left and let it unwind, as asyncio.run does."""
-    loop.set_exception_handler(lambda loop, context: None)  # the server is gone: nothing left to report
+    loop.set_exception_handler(_quiet)
     tasks = asyncio.all_tasks(loop)
     for task in tasks:
         task.cancel()
