@@ -35,7 +35,7 @@ import sys
 from streamcourse import checking
 namespace = checking.execute_notebook(sys.argv[1])
 run = checking.run_checks(namespace, ["lab01.read_chunks", "lab01.batched"])
-print(sum(r.outcome == "passed" for r in run.results))
+print(sum(r.passed for r in run.results))
 """
 
 
@@ -58,6 +58,22 @@ def make_class(root: Path, learners: int, out: Path) -> dict[str, str]:
             kinds[name] = "right"
         n += 1
     return kinds
+
+
+def runner_start(notebook: Path, isolated: bool, times: int) -> list[float]:
+    """Seconds from starting a runner to its notebook's cells all run, with or without the sandbox."""
+    from streamcourse.checker import Checker, shared_folder
+
+    took = []
+    for _ in range(times):
+        root = Path(tempfile.mkdtemp(prefix="runner-start-"))
+        checker = Checker(notebook, shared_folder(root), grading.Limits(), isolated, 0, lambda event: None)
+        started = time.perf_counter()
+        assert checker.start_runner(), "the runner did not start"
+        took.append(time.perf_counter() - started)
+        checker.runner.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    return took
 
 
 def fresh_python_per_notebook(paths: list[Path]) -> list[float]:
@@ -108,6 +124,10 @@ def main() -> int:
         print(f"right answers all full marks: {right_ok}; wrong answers scored {min(wrong_scores):g}–{max(wrong_scores):g} of 10")
 
         sample = [work / "class" / name / hostile.NAME for name, kind in kinds.items() if kind == "right"][: args.baseline]
+        boxed = statistics.median(runner_start(sample[0], True, 10))
+        bare = statistics.median(runner_start(sample[0], False, 10))
+        print(f"isolation: a runner in its bubblewrap sandbox is ready (cells run) in {boxed * 1000:.0f} ms median, "
+              f"{bare * 1000:.0f} ms without the sandbox: {(boxed - bare) * 1000:.0f} ms of isolation per runner")
         fresh = fresh_python_per_notebook(sample)
         fresh_median = statistics.median(fresh)
         per_notebook = wall / len(grades)

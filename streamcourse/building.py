@@ -198,10 +198,10 @@ def validate_lab(solution: Path, labs_dir: Path = LABS_DIR) -> list[Finding]:
         if not run.ran_all:
             findings.append(Finding(False, f"{solution.name} ({name}): {len(run.collected)} checks collected, {len(run.results)} ran ({run.output[-600:]})"))
     for result in solved.results:
-        ok = result.outcome == "passed"
+        ok = result.passed
         findings.append(Finding(ok, f"{result.nodeid}: {'passes' if ok else 'does NOT pass'} on the solution" + ("" if ok else f" ({result.message})")))
     for result in blank.results:
-        ok = result.outcome != "passed"
+        ok = not result.passed
         findings.append(Finding(ok, f"{result.nodeid}: {'fails' if ok else 'does NOT fail'} on the blank lab"))
     return findings
 
@@ -212,7 +212,7 @@ def validate_wrong_answer(solution: Path, exercise: str, wrong: Path) -> list[Fi
     label = f"{exercise}: wrong answer {wrong.stem!r}"
     if not run.results:  # nothing ran: that proves nothing either way
         return [Finding(False, f"{label}: no check ran ({run.collect_errors or run.output[-300:]})")]
-    caught = [r.name for r in run.results if r.outcome != "passed"]
+    caught = [r.name for r in run.results if not r.passed]
     if caught:
         return [Finding(True, f"{label} rejected by {', '.join(caught)}")]
     if not run.ran_all:  # the missing checks might have caught it

@@ -11,13 +11,15 @@ take lives in ``streamcourse.checking``, beside ``submission``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
+import tempfile
 import time
 import tracemalloc
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ import psutil
 import pytest
 from httpx_sse import aconnect_sse
 
-from streamcourse import llm
+from streamcourse import browser, llm
 from streamcourse.server import Server, serve
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "Reply",
     "Stop",
     "after_events",
+    "chromium",
     "eventually",
     "peak_memory_growth",
     "wait_until",
@@ -154,6 +157,32 @@ def _read_chunks(reader: Any) -> tuple[list[bytes], bool]:
         chunks.append(reader.read(size))
         reader.readline()  # the CRLF after each chunk
     return chunks, False  # the connection closed before the last-chunk: a broken body
+
+
+# --------------------------------------------------------------------------- a real browser
+
+
+@contextlib.contextmanager
+def chromium(*extra_args: str) -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright's sync API; skips the check, with the reason, where there is none.
+
+    It runs where the check runs (the trusted side) and reaches the learner's app
+    over its URL, like any other client of a check.
+    """
+    reason = browser.missing()
+    if reason:
+        pytest.skip(f"this check needs a real browser, and {reason}")
+    from playwright.sync_api import sync_playwright
+
+    # Chromium puts a Unix socket in $TMPDIR, and a socket's path must stay under 108 bytes:
+    # the grader's checkers work in deep folders, so the browser gets a short one of its own.
+    with tempfile.TemporaryDirectory(prefix="chr-", dir="/tmp" if os.path.isdir("/tmp") else None) as short, \
+            sync_playwright() as playwright:
+        launched = playwright.chromium.launch(**browser.launch_options(*extra_args), env={**os.environ, "TMPDIR": short})
+        try:
+            yield launched
+        finally:
+            launched.close()
 
 
 # --------------------------------------------------------------------------- servers a check starts

@@ -21,6 +21,7 @@ __all__ = [
     "Exercise",
     "read",
     "lab_of",
+    "lab_in_name",
     "exercises",
     "code_cells",
     "is_check_cell",
@@ -62,6 +63,9 @@ def read(path: str | Path) -> nbformat.NotebookNode:
         nb = nbformat.reads(text, as_version=4)
     except Exception as exc:  # nbformat raises several kinds for old or odd files
         raise NotebookError(f"{path} could not be read as a notebook: {exc}") from None
+    for index, cell in enumerate(nb.cells):
+        if not isinstance(cell.get("source"), str):
+            raise NotebookError(f"{path}: cell {index}'s source is not text ({type(cell.get('source')).__name__}); save it again from Jupyter.")
     return nb
 
 
@@ -70,11 +74,13 @@ def lab_of(nb: nbformat.NotebookNode, path: str | Path | None = None) -> str | N
     lab = nb.metadata.get("streamcourse", {}).get("lab")
     if isinstance(lab, str) and lab:
         return lab
-    if path is not None:
-        match = _LAB_IN_NAME.search(Path(path).name)
-        if match:
-            return match.group(1)
-    return None
+    return lab_in_name(path) if path is not None else None
+
+
+def lab_in_name(path: str | Path) -> str | None:
+    """The lab id in a file name (``lab03_sse.ipynb`` → ``lab03``), if it has one."""
+    match = _LAB_IN_NAME.search(Path(path).name)
+    return match.group(1) if match else None
 
 
 def cell_info(cell: Any) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from streamcourse import checking
+from streamcourse.cells import CellOutcome
 
 
 def notebook(tmp_path: Path, *sources: str) -> Path:
@@ -23,7 +24,7 @@ def notebook(tmp_path: Path, *sources: str) -> Path:
 def test_a_cell_that_raises_is_recorded_and_later_cells_still_run(tmp_path: Path) -> None:
     ns = checking.execute_notebook(notebook(tmp_path, "x = 1", "1 / 0", "y = x + 1"))
     assert ns.values["y"] == 2
-    assert [(e.cell, e.error.split(":")[0]) for e in ns.errors] == [(1, "ZeroDivisionError")]
+    assert [(e.index, e.error.split(":")[0]) for e in ns.errors] == [(1, "ZeroDivisionError")]
 
 
 def test_top_level_await_runs_as_in_jupyter(tmp_path: Path) -> None:
@@ -37,8 +38,9 @@ def test_magics_and_shell_lines_are_skipped(tmp_path: Path) -> None:
 
 
 def test_check_cells_are_not_run_when_a_notebook_is_checked(tmp_path: Path) -> None:
-    ns = checking.execute_notebook(notebook(tmp_path, "calls = []", 'check("lab01.batched")'))
-    assert ns.errors == []
+    recorder = "calls = []\ndef check(exercise):\n    calls.append(exercise)"
+    ns = checking.execute_notebook(notebook(tmp_path, recorder, 'check("lab01.batched")', "after = True"))
+    assert ns.values["after"] and ns.values["calls"] == [], "the check() cell ran: it should have been skipped"
 
 
 def test_what_the_notebook_prints_is_not_echoed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -47,7 +49,7 @@ def test_what_the_notebook_prints_is_not_echoed(tmp_path: Path, capsys: pytest.C
 
 
 def test_a_missing_definition_fails_with_advice_and_the_cell_error() -> None:
-    ns = checking.Namespace({}, [checking.CellError(2, "SyntaxError: invalid syntax")], origin="my.ipynb")
+    ns = checking.Namespace({}, [CellOutcome(2, "SyntaxError: invalid syntax")], origin="my.ipynb")
     with pytest.raises(pytest.fail.Exception) as failure:
         checking.Submission(ns).batched
     message = str(failure.value)

@@ -14,6 +14,7 @@ from typing import Iterator
 
 import pytest
 
+from streamcourse import harness
 from streamcourse.checking import within
 from streamcourse.checkkit import peak_memory_growth
 
@@ -87,21 +88,16 @@ def test_first_chunk_arrives_while_the_input_is_still_being_written(submission, 
         release.set()
 
 
-def files_open_in(submission) -> list[str]:
-    """The files the learner's process has open, seen from outside it."""
-    return [f.path for f in submission.process.open_files()]
-
-
 @pytest.mark.exercise(READ)
 def test_the_file_is_closed_as_soon_as_the_consumer_stops(submission, data_file: Path) -> None:
     chunks = submission.read_chunks(data_file, 1024)
     next(iter(chunks))
-    assert str(data_file) in files_open_in(submission), "the file should be open while chunks are being read"
+    opened = [f.path for f in submission.process.open_files()]
+    assert str(data_file) in opened, "the file should be open while chunks are being read"
     assert hasattr(chunks, "close"), "return a generator (use `yield`) so the consumer can close() it"
     chunks.close()
-    assert str(data_file) not in files_open_in(submission), (
-        "after close() the file must be closed: open it with `with` inside the generator"
-    )
+    opened = [f.path for f in submission.process.open_files()]
+    assert str(data_file) not in opened, "after close() the file must be closed: open it with `with` inside the generator"
 
 
 # --------------------------------------------------------------------------- batched
@@ -188,24 +184,27 @@ def test_no_rows_give_no_chunks(submission) -> None:
     assert got == [], f"no rows give no chunks (not an empty string); got {got!r}"
 
 
-SMALL, LARGE = 30_000, 300_000  # rows of ~46 bytes: the large input is ~14 MB of text, ~30 MB as a list
-
-
 @pytest.mark.exercise(BATCH)
 def test_memory_stays_flat_as_the_input_grows(submission) -> None:
-    """Peak memory of the learner's process while it batches, read from outside it (tracemalloc when it is this one)."""
+    def peak(n: int) -> int:
+        rows = submission.build(harness.numbered_rows, n, 40)  # made where the learner's code runs
+        submission.build(harness.release_free_memory)
 
-    def batch(n: int) -> None:
-        rows = (f"{i:>7},{'x' * 38}\n" for i in range(n))
-        for count, _ in enumerate(submission.batched(rows, 4096)):
-            assert count < n, f"batched gave more chunks than the {n} rows it was given: stop when the rows run out"
+        most = n * 48 // (4096 - 48) + 2  # rows are at most 48 bytes: a chunk that is not the last holds over 4048
+        size = sum(len(str(i)) + 42 for i in range(n))  # every row's bytes, which the chunks must carry
 
-    def measure() -> tuple[int, int]:
-        batch(SMALL)  # a first run warms the process up (imports, allocator arenas): not counted
-        return tuple(peak_memory_growth(submission.process, lambda: batch(n)) for n in (SMALL, LARGE))  # type: ignore[return-value]
+        def run() -> None:
+            carried = 0
+            for count, chunk in enumerate(submission.batched(rows, 4096)):
+                assert count < most, f"batched gave more than the {most} chunks {n} rows can fill: chunks must be full"
+                assert type(chunk) is str, f"chunks must be strings, not {type(chunk).__name__}"
+                carried += len(chunk)
+            assert carried == size, f"the chunks of {n} rows carried {carried} characters, not the rows' {size}"
 
-    small, large = within(60, measure, what="batched")
-    assert large < small + 8 * 2**20, (
-        f"peak memory grew from {small / 2**20:.1f} MB ({SMALL:,} rows) to {large / 2**20:.1f} MB ({LARGE:,} rows): "
+        return peak_memory_growth(submission.process, run)
+
+    small, large = within(30, lambda: (peak(20_000), peak(200_000)), what="batched")
+    assert large < small + 4 * 1024 * 1024, (
+        f"peak memory grew from {small // 1024} KiB (20k rows) to {large // 1024} KiB (200k rows): "
         "keep only the current chunk in memory, never the whole input"
     )
