@@ -17,6 +17,9 @@ import openai
 import pytest
 
 from streamcourse import llm
+from streamcourse.llm import chat as llm_chat
+from streamcourse.llm import record as llm_record
+from streamcourse.llm import responses as llm_responses
 from streamcourse.server import serve
 
 MESSAGES = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Tell me about streams"}]
@@ -395,3 +398,45 @@ async def test_the_command_line_server_answers_the_real_service_code_path(monkey
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# --- the wire formats alone, and their timestamps -----------------------------------
+
+
+def a_plan(words: list[str]) -> llm_record.Plan:
+    return llm_record.Plan([llm_record.Piece(w) for w in words], "stop", ttft=0, token_interval=0, fault=None, fault_after=0)
+
+
+async def test_chat_chunks_are_a_generator_that_runs_without_a_server():
+    gen = llm.Generation("chatcmpl-x", "chat.completions", "m", "hi", True)
+    plan = a_plan(["Hello", " café"])
+    out = [e async for e in llm_chat.chunks(gen, plan, llm_chat.base(gen), 2, include_usage=True)]
+    chunks = [json.loads(e.removeprefix("data: ")) for e in out[:-1]]
+    assert out[-1] == "data: [DONE]\n\n"
+    assert [c["choices"][0]["delta"] for c in chunks[:3]] == [
+        {"role": "assistant", "content": "", "refusal": None}, {"content": "Hello"}, {"content": " café"}]
+    assert chunks[3]["choices"][0]["finish_reason"] == "stop" and chunks[4]["choices"] == []
+    assert gen.tokens == ["Hello", " café"] and gen.finished
+
+
+async def test_responses_events_are_a_generator_that_runs_without_a_server():
+    gen = llm.Generation("resp_x", "responses", "m", "hi", True)
+    reply = llm_responses.Reply(gen, a_plan(["Hello", " café"]), {"input": "hi"}, 1)
+    out = [e async for e in llm_responses.events(reply)]
+    types_ = [e.split("\n", 1)[0].removeprefix("event: ") for e in out]
+    assert types_ == ["response.created", "response.in_progress", "response.output_item.added",
+                      "response.content_part.added", "response.output_text.delta", "response.output_text.delta",
+                      "response.output_text.done", "response.content_part.done", "response.output_item.done",
+                      "response.completed"]
+
+
+async def test_timestamps_are_integer_seconds_as_the_real_api_sends_them(url):
+    body = {"model": "m", "messages": MESSAGES, "stream": True}
+    async with httpx.AsyncClient() as http:
+        streamed = await http.post(f"{url}/v1/chat/completions", json=body)
+        whole = await http.post(f"{url}/v1/chat/completions", json={**body, "stream": False})
+        response = await http.post(f"{url}/v1/responses", json={"model": "m", "input": "hi"})
+    created = [json.loads(p)["created"] for p in sse_data(streamed.content)[:-1]] + [whole.json()["created"]]
+    assert all(type(c) is int for c in created), created
+    stamps = response.json()["created_at"], response.json()["completed_at"]
+    assert all(type(s) is int for s in stamps), stamps
