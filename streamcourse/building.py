@@ -125,29 +125,44 @@ def course_map(lessons_dir: Path = LESSONS_DIR, solutions_dir: Path = SOLUTIONS_
     return "\n".join(rows)
 
 
-def _readme_with_map(readme: Path) -> str:
+def _readme_with_map(readme: Path, solutions_dir: Path) -> str:
+    """``readme`` with its course map made from the lessons beside it and ``solutions_dir``."""
     text = readme.read_text(encoding="utf-8")
     start, end = "<!-- course-map:start -->", "<!-- course-map:end -->"
     if start not in text or end not in text:
         raise BuildError(f"{readme.name} needs the markers {start} and {end} around the course map")
     head, rest = text.split(start, 1)
-    return head + start + "\n" + course_map() + "\n" + end + rest.split(end, 1)[1]
+    table = course_map(readme.parent / LESSONS_DIR.name, solutions_dir)
+    return head + start + "\n" + table + "\n" + end + rest.split(end, 1)[1]
+
+
+def _readme_for(solutions_dir: Path) -> Path | None:
+    """The README whose map lists these solutions: the one beside their folder, if there is one.
+
+    Never the repository's own README for other folders: a build of temporary
+    folders must not rewrite it.
+    """
+    readme = solutions_dir.resolve().parent / README.name
+    return readme if readme.exists() else None
 
 
 def build(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR) -> list[Path]:
-    """Write ``labs/`` from ``solutions/`` and the README's course map; returns the files written."""
+    """Write ``labs/`` from ``solutions/`` and the course map of the README beside ``solutions/``; returns the files written."""
     labs_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for solution in _solutions(solutions_dir):
         target = labs_dir / solution.name
         target.write_text(_text(build_lab(solution)), encoding="utf-8")
         written.append(target)
-    README.write_text(_readme_with_map(README), encoding="utf-8")
-    return written + [README]
+    readme = _readme_for(solutions_dir)
+    if readme is not None:
+        readme.write_text(_readme_with_map(readme, solutions_dir), encoding="utf-8")
+        written.append(readme)
+    return written
 
 
 def stale_labs(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR) -> list[str]:
-    """What is out of date in ``labs/``, one line each (empty when all are current)."""
+    """What is out of date in ``labs/`` (and the README beside ``solutions/``), one line each (empty when all are current)."""
     problems = []
     expected = {s.name: s for s in _solutions(solutions_dir)}
     for name, solution in expected.items():
@@ -159,8 +174,9 @@ def stale_labs(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR) -
     for lab in sorted(labs_dir.glob("*.ipynb")):
         if lab.name not in expected:
             problems.append(f"labs/{lab.name} has no solution in solutions/")
-    if README.read_text(encoding="utf-8") != _readme_with_map(README):
-        problems.append("README.md's course map is stale")
+    readme = _readme_for(solutions_dir)
+    if readme is not None and readme.read_text(encoding="utf-8") != _readme_with_map(readme, solutions_dir):
+        problems.append(f"{readme.name}'s course map is stale")
     return problems
 
 

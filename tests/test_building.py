@@ -61,6 +61,39 @@ def test_build_check_names_every_stale_lab(tmp_path: Path) -> None:
     ]
 
 
+def a_course(tmp_path: Path, readme: str | None) -> tuple[Path, Path]:
+    """A course of one lab in temporary folders, with (or without) a README of its own."""
+    solutions, labs, lessons = tmp_path / "solutions", tmp_path / "labs", tmp_path / "notebooks"
+    solutions.mkdir()
+    lessons.mkdir()
+    shutil.copy(building.SOLUTIONS_DIR / "lab01_generators.ipynb", solutions)
+    shutil.copy(building.LESSONS_DIR / "01_generators.ipynb", lessons)
+    if readme is not None:
+        (tmp_path / "README.md").write_text(readme)
+    return solutions, labs
+
+
+def test_building_other_folders_leaves_the_repository_readme_untouched(tmp_path: Path) -> None:
+    before = building.README.read_bytes(), building.README.stat().st_mtime_ns
+    solutions, labs = a_course(tmp_path, readme=None)
+    written = building.build(solutions, labs)
+    assert written == [labs / "lab01_generators.ipynb"]
+    assert building.stale_labs(solutions, labs) == []
+    assert (building.README.read_bytes(), building.README.stat().st_mtime_ns) == before
+
+
+def test_building_other_folders_maps_only_their_own_readme(tmp_path: Path) -> None:
+    before = building.README.read_bytes()
+    solutions, labs = a_course(tmp_path, readme="# A course\n<!-- course-map:start -->\n<!-- course-map:end -->\n")
+    assert building.stale_labs(solutions, labs)[-1] == "README.md's course map is stale"
+    building.build(solutions, labs)
+    text = (tmp_path / "README.md").read_text()
+    assert "| 01 | [Generators](notebooks/01_generators.ipynb) | [lab01_generators](labs/lab01_generators.ipynb)" in text
+    assert "| 02 |" not in text, "only the lessons beside this README belong in its map"
+    assert building.stale_labs(solutions, labs) == []
+    assert building.README.read_bytes() == before
+
+
 def test_the_committed_labs_and_course_map_are_current() -> None:
     result = subprocess.run([sys.executable, "-m", "streamcourse", "build", "--check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
