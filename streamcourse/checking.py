@@ -436,8 +436,26 @@ class Report:
         )
 
 
+class _Worker:
+    """The check run started last in this kernel: a thread cannot be stopped from outside, so one at a time."""
+
+    thread: threading.Thread | None = None
+    exercise = ""
+
+
+def _still_running(exercise: str) -> Report | None:
+    if _Worker.thread is None or not _Worker.thread.is_alive():
+        return None
+    return Report(exercise, [], f"the checks of {_Worker.exercise} from an earlier check() are still running in this "
+                  "kernel (your code there has not returned), and a second run beside them would mix up their "
+                  "results. Restart the kernel (Kernel → Restart Kernel), run the lab's cells again, then check again.")
+
+
 def check_report(exercise: str, namespace: Namespace | None = None, timeout: float = CHECK_TIMEOUT) -> Report:
     """Run one exercise's checks against ``namespace`` (default: the caller's kernel) in a worker thread."""
+    refused = _still_running(exercise)
+    if refused is not None:
+        return refused
     namespace = namespace or kernel_namespace()
     # hypothesis keeps caches in ./.hypothesis: keep the learner's lab folder clean
     os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "streamcourse-hypothesis"))
@@ -445,10 +463,11 @@ def check_report(exercise: str, namespace: Namespace | None = None, timeout: flo
     worker = threading.Thread(
         target=lambda: box.setdefault("run", run_checks(namespace, [exercise])), daemon=True, name="streamcourse-check"
     )
+    _Worker.thread, _Worker.exercise = worker, exercise
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
-        return Report(exercise, [], f"the checks did not finish within {timeout:g} s — does your code loop forever or wait for something that never comes? Interrupt the kernel, fix it, and check again.")
+        return Report(exercise, [], f"the checks did not finish within {timeout:g} s — does your code loop forever or wait for something that never comes? Restart the kernel (interrupting it cannot stop a check run), fix your code, and check again.")
     run = box["run"]
     if run.collect_errors:
         return Report(exercise, [], "the checks could not be loaded: " + "; ".join(run.collect_errors))
