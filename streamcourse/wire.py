@@ -8,6 +8,7 @@ Times are seconds since the request was sent (``time.perf_counter``).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,14 +66,17 @@ def watch(url: str, method: str = "GET", *, label: str | None = None, timeout: f
     return rec
 
 
-async def awatch(url: str, method: str = "GET", *, label: str | None = None, timeout: float = 30.0, **kwargs: Any) -> Recording:
-    """:func:`watch` for async code (a notebook cell can ``await`` it)."""
+async def awatch(url: str, method: str = "GET", *, label: str | None = None, timeout: float = 30.0,
+                 on_chunk: Callable[[Chunk], None] | None = None, **kwargs: Any) -> Recording:
+    """:func:`watch` for async code (a notebook cell can ``await`` it); ``on_chunk`` sees each chunk as it comes."""
     rec = Recording(label or url)
     start = time.perf_counter()
     async with httpx.AsyncClient(timeout=timeout) as client, client.stream(method, url, **kwargs) as response:
         _headers(rec, response, time.perf_counter() - start)
         async for data in response.aiter_raw():
             rec.chunks.append(Chunk(time.perf_counter() - start, data))
+            if on_chunk is not None:
+                on_chunk(rec.chunks[-1])
     rec.done_at = time.perf_counter() - start
     return rec
 
