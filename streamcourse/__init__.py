@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 astlock.install()  # before any server thread starts: see astlock's docstring
 
 
-def check(exercise: str):  # imported lazily: pytest is only needed when checking
+def check(exercise: str) -> None:  # imported lazily: pytest is only needed when checking
     """Run the checks of one exercise against this kernel's definitions and show the result."""
     from streamcourse.checking import check as _check
 

@@ -7,7 +7,7 @@ import sys
 
 
 def _build(args: argparse.Namespace) -> int:
-    from streamcourse import building
+    from streamcourse import building, checking
 
     if args.check:
         problems = building.stale_labs()
@@ -19,7 +19,7 @@ def _build(args: argparse.Namespace) -> int:
         print("labs/ are current")
         return 0
     for path in building.build():
-        print(f"wrote {path.relative_to(building.REPO)}")
+        print(f"wrote {path.relative_to(checking.REPO)}")
     return 0
 
 
@@ -78,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return args.run(args)
+    return int(args.run(args))
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ def has_race(version: tuple[int, ...]) -> bool:
 
 def install() -> None:
     """Put ``ast.parse`` behind a process-wide lock, and IPython's own parse of each cell in a kernel."""
-    if not has_race(tuple(sys.version_info)):
+    if not has_race(sys.version_info[:3]):
         return
     ast.parse = _locked(ast.parse)
     compilerop = sys.modules.get("IPython.core.compilerop")  # imported already in a kernel, never imported here

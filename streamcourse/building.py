@@ -100,7 +100,7 @@ def _solutions(solutions_dir: Path) -> list[Path]:
 
 
 def _text(nb: nbformat.NotebookNode) -> str:
-    return nbformat.writes(nb) + "\n"
+    return str(nbformat.writes(nb)) + "\n"
 
 
 def _title(path: Path) -> str:

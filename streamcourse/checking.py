@@ -28,9 +28,10 @@ import os
 import re
 import tempfile
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import pytest
 
@@ -112,7 +113,7 @@ def execute_notebook(path: str | Path, extra_code: Iterable[str] = ()) -> Namesp
                 continue
             try:
                 run_cell(source, values, f"<cell {index}>", loop)
-            except Exception as exc:  # noqa: BLE001 - the learner's error is data here
+            except Exception as exc:  # noqa: BLE001 - the learner's error is data here: recorded, later cells run
                 namespace.errors.append(CellError(index, f"{type(exc).__name__}: {exc}"))
         for n, code in enumerate(extra_code):
             run_cell(code, values, f"<extra {n}>", loop)

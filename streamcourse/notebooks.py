@@ -12,7 +12,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import nbformat
 
@@ -60,9 +60,9 @@ def read(path: str | Path) -> nbformat.NotebookNode:
         raise NotebookError(f"{path} is JSON but not a notebook (no cells).")
     try:
         nb = nbformat.reads(text, as_version=4)
-    except Exception as exc:  # nbformat raises several kinds for old or odd files
+    except Exception as exc:  # noqa: BLE001 - nbformat raises several kinds for old or odd files; re-raised
         raise NotebookError(f"{path} could not be read as a notebook: {exc}") from None
-    return nb
+    return cast(nbformat.NotebookNode, nb)
 
 
 def lab_of(nb: nbformat.NotebookNode, path: str | Path | None = None) -> str | None:

@@ -28,7 +28,7 @@ __all__ = ["Server", "serve", "running", "stop_all"]
 #: Without a bound, one endless stream keeps uvicorn from ever stopping.
 GRACEFUL_SHUTDOWN_SECONDS = 0.5
 
-_running: dict[str, "Server"] = {}
+_running: dict[str, Server] = {}
 _lock = threading.Lock()
 
 
@@ -69,7 +69,7 @@ class Server:
             if _running.get(self.name) is self:
                 del _running[self.name]
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -127,7 +127,8 @@ def serve(app: Any, name: str = "app", *, log_level: str = "warning") -> Server:
         log_level=log_level,
         lifespan="auto",
         root_path=root_path,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        # typed int, but uvicorn hands it to asyncio.wait_for, which takes any number of seconds
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,  # type: ignore[arg-type]
     )
     server = uvicorn.Server(config)
     failure: list[BaseException] = []
@@ -135,7 +136,7 @@ def serve(app: Any, name: str = "app", *, log_level: str = "warning") -> Server:
     def run() -> None:
         try:
             server.run(sockets=[sock])
-        except BaseException as exc:  # reported to the caller of serve()
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller of serve()
             failure.append(exc)
 
     thread = threading.Thread(target=run, name=f"streamcourse-{name}", daemon=True)

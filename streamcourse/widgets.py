@@ -84,7 +84,7 @@ class TokenView:
         except asyncio.CancelledError:
             self.outcome = "stopped"
             raise
-        except Exception as exc:  # noqa: BLE001 - shown to the learner, not hidden
+        except Exception as exc:  # noqa: BLE001 - not swallowed: the view shows it as the outcome
             self.outcome = f"failed: {type(exc).__name__}: {exc}"
         finally:
             aclose = getattr(pieces, "aclose", None)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-import streamcourse  # noqa: F401 - importing the package installs the lock
+import streamcourse
 
 SOURCE = (Path(streamcourse.__file__).parent / "sandbox.py").read_text(encoding="utf-8")
 

@@ -50,7 +50,7 @@ def test_what_the_notebook_prints_is_not_echoed(tmp_path: Path, capsys: pytest.C
 def test_a_missing_definition_fails_with_advice_and_the_cell_error() -> None:
     ns = checking.Namespace({}, [checking.CellError(2, "SyntaxError: invalid syntax")], origin="my.ipynb")
     with pytest.raises(pytest.fail.Exception) as failure:
-        checking.Submission(ns).batched
+        _ = checking.Submission(ns).batched
     message = str(failure.value)
     assert "`batched` is not defined" in message and "cell 2 of my.ipynb raised SyntaxError" in message
 

@@ -22,7 +22,7 @@ from streamcourse import grading
 from streamcourse.grading import Limits
 
 sys.path.insert(0, str(Path(__file__).parent / "grading_fixtures"))
-import hostile  # noqa: E402
+import hostile
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "sk-test-not-for-learners"

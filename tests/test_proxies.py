@@ -311,7 +311,7 @@ async def test_idle_proxy_closes_the_upstream_when_the_client_leaves(upstream, i
     tag = new_tag()
     async with httpx.AsyncClient(timeout=10) as client:
         async with client.stream("GET", f"{idle.url}/events?tag={tag}&n=-1") as response:
-            async for chunk in response.aiter_raw():
+            async for _chunk in response.aiter_raw():
                 break  # leave after the first event of an endless stream
     assert await asyncio.to_thread(up.finished[tag].wait, 3), "upstream generator never saw the disconnect"
 

@@ -10,8 +10,8 @@ import itertools
 import os
 import threading
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import psutil
 import pytest

@@ -190,7 +190,7 @@ def test_a_comment_is_ignored_by_clients(submission) -> None:
 def test_a_line_break_in_event_or_id_raises_value_error(submission) -> None:
     for field, value in itertools.product(["event", "id"], ["a\nb", "a\rb", "a\r\nb"]):
         with pytest.raises(ValueError):
-            within(5, lambda: submission.format_event("x", **{field: value}), what="format_event")
+            within(5, lambda f=field, v=value: submission.format_event("x", **{f: v}), what="format_event")
             pytest.fail(
                 f"format_event('x', {field}={value!r}) should raise ValueError: a line break there would start "
                 "a new field (or end the event) on the wire",
@@ -498,7 +498,7 @@ def test_agrees_with_httpx_sse_where_httpx_sse_follows_the_spec(submission) -> N
     @given(stream=spec_stream(), cuts=st.lists(st.integers(0, 400), max_size=4))
     def agree(stream: str, cuts: list[int]) -> None:
         points = sorted({min(c, len(stream)) for c in cuts})
-        chunks = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)])]
+        chunks = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
         theirs = httpx_sse_parse([c.encode() for c in chunks])
         ours = [fields(e) for e in submission.parse_stream(iter(chunks))]
         assert ours == theirs, f"on {chunks!r} httpx-sse (and the spec) give {show(theirs)}; parse_stream gave {show(ours)}"

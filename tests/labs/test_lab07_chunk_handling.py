@@ -42,7 +42,7 @@ def splits(data: bytes, n: int) -> list[list[bytes]]:
     rng = random.Random(7)
     for _ in range(n):
         cuts = sorted(rng.sample(range(1, len(data)), rng.randint(2, 8)))
-        ways.append([data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])])
+        ways.append([data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)])
     return ways
 
 

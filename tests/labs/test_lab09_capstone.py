@@ -297,7 +297,7 @@ async def test_a_silent_model_gets_a_ping_comment_every_interval(stack) -> None:
         f"expected a comment line (': ping') every {interval:g} s while the model was silent; got {len(pings)} in "
         f"{1.2 - (tokens[-1] - lines[0][1]):.1f} s of silence — wait on the pending read with a timeout, and ping when it runs out"
     )
-    gaps = [b - a for a, b in zip([tokens[-1]] + pings, pings)]
+    gaps = [b - a for a, b in zip([tokens[-1]] + pings, pings, strict=False)]
     typical = statistics.median(gaps)
     assert interval * 0.5 <= typical <= interval * 2.5, (
         f"pings should come about every ping_interval={interval:g} s of silence; the typical gap was {typical:.2f} s"

@@ -8,7 +8,7 @@ def relay_tokens(client):
     app = FastAPI()
 
     @app.post("/chat", response_class=EventSourceResponse)
-    async def chat(body: ChatRequest):  # noqa: F821 - defined by the lab notebook
+    async def chat(body: ChatRequest):
         usage = None
         try:
             stream = await client.chat.completions.create(
