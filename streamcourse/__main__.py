@@ -58,7 +58,9 @@ def parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="prove every check fails on the blank lab and passes on the solution")
     validate.add_argument("-v", "--verbose", action="store_true", help="show the validations that hold too")
-    validate.add_argument("--jobs", type=int, default=None, help="notebooks validated at once (default: twice the CPU count)")
+    validate.add_argument(
+        "--jobs", type=int, default=None, help="notebooks validated at once (default: twice the CPU count)"
+    )
     validate.set_defaults(run=_validate)
 
     grade = sub.add_parser("grade", help="grade submitted lab notebooks")

@@ -87,7 +87,9 @@ def build_lab(solution: Path) -> nbformat.NotebookNode:
         if exercise and not has_region:
             raise BuildError(f"{where}: exercise {exercise} has no '# BEGIN SOLUTION' region")
         if has_region and not exercise:
-            raise BuildError(f"{where}: a solution region outside an exercise cell (add metadata.streamcourse.exercise)")
+            raise BuildError(
+                f"{where}: a solution region outside an exercise cell (add metadata.streamcourse.exercise)"
+            )
         if exercise and not str(exercise).startswith(expected_lab + "."):
             raise BuildError(f"{where}: exercise id {exercise!r} must start with {expected_lab}.")
         if has_region:
@@ -212,10 +214,21 @@ def validate_lab(solution: Path, labs_dir: Path = LABS_DIR) -> list[Finding]:
             findings.append(Finding(False, f"{exercise}: has no checks in tests/labs"))
     for name, run in (("solution", solved), ("blank lab", blank)):
         if not run.ran_all:
-            findings.append(Finding(False, f"{solution.name} ({name}): {len(run.collected)} checks collected, {len(run.results)} ran ({run.output[-600:]})"))
+            findings.append(
+                Finding(
+                    False,
+                    f"{solution.name} ({name}): {len(run.collected)} checks collected, {len(run.results)} ran ({run.output[-600:]})",
+                )
+            )
     for result in solved.results:
         ok = result.outcome == "passed"
-        findings.append(Finding(ok, f"{result.nodeid}: {'passes' if ok else 'does NOT pass'} on the solution" + ("" if ok else f" ({result.message})")))
+        findings.append(
+            Finding(
+                ok,
+                f"{result.nodeid}: {'passes' if ok else 'does NOT pass'} on the solution"
+                + ("" if ok else f" ({result.message})"),
+            )
+        )
     for result in blank.results:
         ok = result.outcome != "passed"
         findings.append(Finding(ok, f"{result.nodeid}: {'fails' if ok else 'does NOT fail'} on the blank lab"))
@@ -232,7 +245,9 @@ def validate_wrong_answer(solution: Path, exercise: str, wrong: Path) -> list[Fi
     if caught:
         return [Finding(True, f"{label} rejected by {', '.join(caught)}")]
     if not run.ran_all:  # the missing checks might have caught it
-        return [Finding(False, f"{label}: only {len(run.results)} of {len(run.collected)} checks ran ({run.output[-600:]})")]
+        return [
+            Finding(False, f"{label}: only {len(run.results)} of {len(run.collected)} checks ran ({run.output[-600:]})")
+        ]
     return [Finding(False, f"{label} is NOT rejected by any check")]
 
 
@@ -250,7 +265,9 @@ def validate(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR, job
             findings.append(Finding(False, f"tests/labs/wrong/{folder.name}: no exercise has that id"))
     # spawn, not fork: each notebook starts servers and threads of its own.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs or 2 * (os.cpu_count() or 1), mp_context=context, initializer=_checking_speed) as pool:
+    with ProcessPoolExecutor(
+        jobs or 2 * (os.cpu_count() or 1), mp_context=context, initializer=_checking_speed
+    ) as pool:
         tasks = []
         for solution, ids in exercises.items():
             tasks.append(pool.submit(validate_lab, solution, labs_dir))

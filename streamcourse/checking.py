@@ -81,9 +81,7 @@ class Namespace:
 
 def strip_magics(source: str) -> str:
     """Comment out IPython-only lines (``%magic``, ``!shell``): they mean nothing to plain Python."""
-    return "\n".join(
-        "# " + line if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()
-    )
+    return "\n".join("# " + line if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
 
 
 def run_cell(source: str, values: dict[str, Any], filename: str, loop: asyncio.AbstractEventLoop) -> None:
@@ -181,7 +179,9 @@ def within(seconds: float, fn: Callable[..., Any], *args: Any, what: str = "your
     worker.start()
     worker.join(seconds)
     if worker.is_alive():
-        pytest.fail(f"{what} did not finish within {seconds:g} s — does it read more of its input than it needs?", pytrace=False)
+        pytest.fail(
+            f"{what} did not finish within {seconds:g} s — does it read more of its input than it needs?", pytrace=False
+        )
     if "error" in box:
         raise box["error"]
     return box.get("value")
@@ -203,7 +203,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--notebook", help="check this notebook instead of the solution")
     group.addoption("--notebook-dir", help="check the labNN_*.ipynb notebooks of this folder (default: solutions/)")
     group.addoption("--exercise", action="append", default=[], help="run only this exercise's checks (repeatable)")
-    group.addoption("--also-run", action="append", default=[], help="a Python file run after the notebook (e.g. a known wrong answer)")
+    group.addoption(
+        "--also-run",
+        action="append",
+        default=[],
+        help="a Python file run after the notebook (e.g. a known wrong answer)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -331,7 +336,11 @@ def failure_message(report: pytest.TestReport | pytest.CollectReport) -> str:
         text = text.split("\nassert ", 1)[0].strip() or "a check failed"
     if "NotImplementedError" in text.split(":", 1)[0]:
         return _NOT_WRITTEN
-    where = f" (at line {crash.lineno} of {crash.path})" if crash is not None and str(crash.path).startswith("<cell") else ""
+    where = (
+        f" (at line {crash.lineno} of {crash.path})"
+        if crash is not None and str(crash.path).startswith("<cell")
+        else ""
+    )
     return text.strip() + where
 
 
@@ -342,14 +351,21 @@ def _pytest_args(exercises: Iterable[str], check_dirs: Iterable[Path]) -> list[s
     return args + [
         "-q",
         "--capture=no",
-        "-p", "no:cacheprovider",
-        "-p", "no:faulthandler",
-        "-p", "no:timeout",
-        "-p", "streamcourse.checking",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:faulthandler",
+        "-p",
+        "no:timeout",
+        "-p",
+        "streamcourse.checking",
         "--import-mode=importlib",
-        "--rootdir", str(CHECKS_DIR),
-        "-c", str(CHECKS_DIR / "checks.ini"),
-        "-W", "ignore::pytest.PytestUnraisableExceptionWarning",
+        "--rootdir",
+        str(CHECKS_DIR),
+        "-c",
+        str(CHECKS_DIR / "checks.ini"),
+        "-W",
+        "ignore::pytest.PytestUnraisableExceptionWarning",
     ]
 
 
@@ -408,7 +424,9 @@ class Report:
         return not self.problem and bool(self.results) and all(r.outcome == "passed" for r in self.results)
 
     def lines(self) -> list[tuple[bool, str, str]]:
-        return [(r.outcome == "passed", r.name.removeprefix("test_").replace("_", " "), r.message) for r in self.results]
+        return [
+            (r.outcome == "passed", r.name.removeprefix("test_").replace("_", " "), r.message) for r in self.results
+        ]
 
     def __str__(self) -> str:
         if self.problem:
@@ -447,9 +465,13 @@ class _Worker:
 def _still_running(exercise: str) -> Report | None:
     if _Worker.thread is None or not _Worker.thread.is_alive():
         return None
-    return Report(exercise, [], f"the checks of {_Worker.exercise} from an earlier check() are still running in this "
-                  "kernel (your code there has not returned), and a second run beside them would mix up their "
-                  "results. Restart the kernel (Kernel → Restart Kernel), run the lab's cells again, then check again.")
+    return Report(
+        exercise,
+        [],
+        f"the checks of {_Worker.exercise} from an earlier check() are still running in this "
+        "kernel (your code there has not returned), and a second run beside them would mix up their "
+        "results. Restart the kernel (Kernel → Restart Kernel), run the lab's cells again, then check again.",
+    )
 
 
 def check_report(exercise: str, namespace: Namespace | None = None, timeout: float = CHECK_TIMEOUT) -> Report:
@@ -459,7 +481,9 @@ def check_report(exercise: str, namespace: Namespace | None = None, timeout: flo
         return refused
     namespace = namespace or kernel_namespace()
     # hypothesis keeps caches in ./.hypothesis: keep the learner's lab folder clean
-    os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "streamcourse-hypothesis"))
+    os.environ.setdefault(
+        "HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "streamcourse-hypothesis")
+    )
     box: dict[str, Run] = {}
     worker = threading.Thread(
         target=lambda: box.setdefault("run", run_checks(namespace, [exercise])), daemon=True, name="streamcourse-check"
@@ -468,7 +492,11 @@ def check_report(exercise: str, namespace: Namespace | None = None, timeout: flo
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
-        return Report(exercise, [], f"the checks did not finish within {timeout:g} s — does your code loop forever or wait for something that never comes? Restart the kernel (interrupting it cannot stop a check run), fix your code, and check again.")
+        return Report(
+            exercise,
+            [],
+            f"the checks did not finish within {timeout:g} s — does your code loop forever or wait for something that never comes? Restart the kernel (interrupting it cannot stop a check run), fix your code, and check again.",
+        )
     run = box["run"]
     if run.collect_errors:
         return Report(exercise, [], "the checks could not be loaded: " + "; ".join(run.collect_errors))
@@ -476,7 +504,11 @@ def check_report(exercise: str, namespace: Namespace | None = None, timeout: flo
         return Report(exercise, [], f"no checks for {exercise!r}; known exercises: {', '.join(run.exercises)}")
     if not run.ran_all:  # never report a partial run as a pass
         last = run.output.strip().splitlines()[-1:] or ["no output"]
-        return Report(exercise, [], f"only {len(run.results)} of {len(run.collected)} checks ran before the check run stopped ({last[0]}). Run the check again; if it keeps happening, restart the kernel.")
+        return Report(
+            exercise,
+            [],
+            f"only {len(run.results)} of {len(run.collected)} checks ran before the check run stopped ({last[0]}). Run the check again; if it keeps happening, restart the kernel.",
+        )
     return Report(exercise, run.results)
 
 

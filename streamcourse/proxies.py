@@ -39,8 +39,17 @@ Send = Callable[[Message], Awaitable[None]]
 
 _log = logging.getLogger(__name__)
 
-_HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization",
-               b"te", b"trailer", b"trailers", b"transfer-encoding", b"upgrade"}
+_HOP_BY_HOP = {
+    b"connection",
+    b"keep-alive",
+    b"proxy-authenticate",
+    b"proxy-authorization",
+    b"te",
+    b"trailer",
+    b"trailers",
+    b"transfer-encoding",
+    b"upgrade",
+}
 #: httpx sets Host and Content-Length for the upstream request itself (as nginx does).
 _DROP_FROM_REQUEST = _HOP_BY_HOP | {b"host", b"content-length"}
 #: Like nginx's default ``proxy_hide_header``: our own server writes Date and Server.
@@ -109,7 +118,7 @@ def _target(base: str, scope: Scope) -> str:
     path: bytes = scope.get("raw_path") or scope["path"].encode()
     root = scope.get("root_path", "").encode()
     if root and path.startswith(root):
-        path = path[len(root):]
+        path = path[len(root) :]
     query: bytes = scope.get("query_string", b"")
     return base + path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
 
@@ -132,8 +141,9 @@ async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> N
     scope.cancel()
 
 
-async def _open(client: httpx.AsyncClient, request: httpx.Request, send: Send,
-                idle_timeout: float | None) -> httpx.Response | None:
+async def _open(
+    client: httpx.AsyncClient, request: httpx.Request, send: Send, idle_timeout: float | None
+) -> httpx.Response | None:
     """The upstream response, or None once the client has had a 502/504 instead."""
     try:
         with anyio.fail_after(idle_timeout):  # None: wait for ever
@@ -146,8 +156,11 @@ async def _open(client: httpx.AsyncClient, request: httpx.Request, send: Send,
 
 
 def _start(response: httpx.Response) -> Message:
-    headers = [(k, v) for k, v in response.headers.raw
-               if k.lower() not in _DROP_FROM_RESPONSE and not k.lower().startswith(b"x-accel-")]
+    headers = [
+        (k, v)
+        for k, v in response.headers.raw
+        if k.lower() not in _DROP_FROM_RESPONSE and not k.lower().startswith(b"x-accel-")
+    ]
     return {"type": "http.response.start", "status": response.status_code, "headers": headers}
 
 
@@ -186,8 +199,9 @@ async def _relay_until_idle(response: httpx.Response, send: Send, idle_timeout: 
     return None
 
 
-async def _relay(client: httpx.AsyncClient, request: httpx.Request, send: Send,
-                 buffer: bool, idle_timeout: float | None) -> str | None:
+async def _relay(
+    client: httpx.AsyncClient, request: httpx.Request, send: Send, buffer: bool, idle_timeout: float | None
+) -> str | None:
     """Pass the upstream response on, buffered whole or chunk by chunk; the reason for a cut, if any."""
     response = await _open(client, request, send, idle_timeout)
     if response is None:
@@ -203,6 +217,11 @@ async def _relay(client: httpx.AsyncClient, request: httpx.Request, send: Send,
 
 async def _plain(send: Send, status: int, text: str) -> None:
     body = text.encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

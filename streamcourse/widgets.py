@@ -193,7 +193,9 @@ class WireView:
         rows = []
         for row in self.rows:
             events = "<br>".join(
-                f"<i>comment</i> {html.escape(e.data)}" if e.comment else f"<b>{html.escape(e.event)}</b> {html.escape(e.data)}"
+                f"<i>comment</i> {html.escape(e.data)}"
+                if e.comment
+                else f"<b>{html.escape(e.event)}</b> {html.escape(e.data)}"
                 for e in row.events
             )
             rows.append(

@@ -113,10 +113,20 @@ def test_a_child_forked_while_another_thread_parses_can_still_parse() -> None:
     assert os.waitstatus_to_exitcode(done[1]) == 0, "the forked child's ast.parse raised"
 
 
-@pytest.mark.parametrize(("version", "racy"), [
-    ((3, 10, 14), False), ((3, 11, 0), True), ((3, 11, 7), True), ((3, 11, 8), False),
-    ((3, 12, 0), True), ((3, 12, 1), True), ((3, 12, 2), False), ((3, 13, 0), False), ((3, 14, 1), False),
-])
+@pytest.mark.parametrize(
+    ("version", "racy"),
+    [
+        ((3, 10, 14), False),
+        ((3, 11, 0), True),
+        ((3, 11, 7), True),
+        ((3, 11, 8), False),
+        ((3, 12, 0), True),
+        ((3, 12, 1), True),
+        ((3, 12, 2), False),
+        ((3, 13, 0), False),
+        ((3, 14, 1), False),
+    ],
+)
 def test_only_the_versions_with_the_race_need_the_lock(version: tuple[int, int, int], racy: bool) -> None:
     from streamcourse import astlock
 

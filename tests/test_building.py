@@ -88,7 +88,9 @@ def test_building_other_folders_maps_only_their_own_readme(tmp_path: Path) -> No
     assert building.stale_labs(solutions, labs)[-1] == "README.md's course map is stale"
     building.build(solutions, labs)
     text = (tmp_path / "README.md").read_text()
-    assert "| 01 | [Generators](notebooks/01_generators.ipynb) | [lab01_generators](labs/lab01_generators.ipynb)" in text
+    assert (
+        "| 01 | [Generators](notebooks/01_generators.ipynb) | [lab01_generators](labs/lab01_generators.ipynb)" in text
+    )
     assert "| 02 |" not in text, "only the lessons beside this README belong in its map"
     assert building.stale_labs(solutions, labs) == []
     assert building.README.read_bytes() == before
@@ -108,7 +110,9 @@ def test_validate_every_check_fails_blank_passes_solved_and_rejects_each_wrong_a
 
 
 def test_every_exercise_has_at_least_one_known_wrong_answer() -> None:
-    exercises = [e.id for s in sorted(building.SOLUTIONS_DIR.glob("lab*.ipynb")) for e in notebooks.exercises(notebooks.read(s))]
+    exercises = [
+        e.id for s in sorted(building.SOLUTIONS_DIR.glob("lab*.ipynb")) for e in notebooks.exercises(notebooks.read(s))
+    ]
     missing = [e for e in exercises if not building.wrong_answers(e)]
     assert missing == [], f"add a common wrong answer under tests/labs/wrong/<id>/ for: {missing}"
 
@@ -119,5 +123,7 @@ def test_a_run_that_broke_off_is_reported_as_broken_not_as_an_unrejected_answer(
     break_off_check_runs(building)
     harmless = tmp_path / "changes_nothing.py"  # the checks it reaches all pass, as for an answer they miss
     harmless.write_text("unused = 1\n")
-    [finding] = building.validate_wrong_answer(building.SOLUTIONS_DIR / "lab01_generators.ipynb", "lab01.batched", harmless)
+    [finding] = building.validate_wrong_answer(
+        building.SOLUTIONS_DIR / "lab01_generators.ipynb", "lab01.batched", harmless
+    )
     assert not finding.ok and "only 1 of " in finding.text and "NOT rejected" not in finding.text

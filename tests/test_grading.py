@@ -141,7 +141,9 @@ def test_a_crash_during_a_check_costs_that_check_only(graded: dict) -> None:
 def test_exits_and_memory_bombs_are_errors_of_one_cell(graded: dict, learner: str) -> None:
     cells = graded["grades"][learner].cells
     assert cells and cells[0]["status"] == grading.ERROR
-    assert all(c["status"] in (grading.ERROR, grading.TIMED_OUT) for c in cells)  # a slow bomb may hit the time limit first
+    assert all(
+        c["status"] in (grading.ERROR, grading.TIMED_OUT) for c in cells
+    )  # a slow bomb may hit the time limit first
     words = {"sys_exit": "SystemExit", "os_exit": "os._exit(3)", "memory_bomb": "MemoryError"}[learner]
     assert words in cells[0]["error"]
 
@@ -217,7 +219,7 @@ def test_reports_hold_every_exercise_and_every_failure(graded: dict) -> None:
 
 # --------------------------------------------------------------------------- hidden checks
 
-HIDDEN_CHECKS = '''
+HIDDEN_CHECKS = """
 import pytest
 
 @pytest.mark.exercise("lab01.batched")
@@ -239,7 +241,7 @@ def test_hidden_passes(submission):
 @pytest.mark.exercise("lab01.read_chunks")
 async def test_hidden_async_never_awaited(submission):
     assert False, "this would fail if it ever ran"
-'''
+"""
 
 NEVER_AWAIT = '''
 import inspect
@@ -265,7 +267,9 @@ def test_hidden_checks_count_but_never_show_their_code(tmp_path: Path, capsys: p
     (hidden / "conftest.py").write_text(NEVER_AWAIT)
     hostile.right(tmp_path / "class" / "alice")
     out = tmp_path / "out"
-    args = argparse.Namespace(submissions=[str(tmp_path / "class")], checks=[str(hidden)], jobs=1, timeout=24.0, out=str(out))
+    args = argparse.Namespace(
+        submissions=[str(tmp_path / "class")], checks=[str(hidden)], jobs=1, timeout=24.0, out=str(out)
+    )
     assert grading.main(args) == 0
     summary = capsys.readouterr().out
     assert "alice" in summary and "lab01" in summary
@@ -296,8 +300,15 @@ def test_the_static_scan_flags_reaching_into_the_test_machinery() -> None:
         (3, "%timeit 1\nopen('tests/labs/test_lab01_generators.py', 'w')"),
     ]
     flags = "\n".join(grading.scan_code(cells))
-    for words in ["imports _pytest.runner", "imports gc", "inspect.currentframe", "changes sys.modules",
-                  "sys._getframe", ".f_back", "tests/labs"]:
+    for words in [
+        "imports _pytest.runner",
+        "imports gc",
+        "inspect.currentframe",
+        "changes sys.modules",
+        "sys._getframe",
+        ".f_back",
+        "tests/labs",
+    ]:
         assert words in flags
 
 
@@ -317,15 +328,21 @@ def test_submissions_are_found_in_folders_and_named_by_their_folder(tmp_path: Pa
     (tmp_path / "bob" / ".ipynb_checkpoints").mkdir()
     (tmp_path / "bob" / ".ipynb_checkpoints" / "lab01_generators-checkpoint.ipynb").write_text("{}")
     found = grading.find_submissions([tmp_path])
-    assert [(s.learner, s.path.name) for s in found] == [("bob", "lab01_generators.ipynb"), ("deeper", "lab01_generators.ipynb")]
+    assert [(s.learner, s.path.name) for s in found] == [
+        ("bob", "lab01_generators.ipynb"),
+        ("deeper", "lab01_generators.ipynb"),
+    ]
 
 
 def _args(tmp_path: Path, *submissions: str | Path, out: Path | None = None) -> argparse.Namespace:
-    return argparse.Namespace(submissions=[str(s) for s in submissions], checks=[], jobs=1, timeout=12.0,
-                              out=str(out or tmp_path / "out"))
+    return argparse.Namespace(
+        submissions=[str(s) for s in submissions], checks=[], jobs=1, timeout=12.0, out=str(out or tmp_path / "out")
+    )
 
 
-def test_exit_status_is_not_zero_only_when_grading_cannot_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_exit_status_is_not_zero_only_when_grading_cannot_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     assert grading.main(_args(tmp_path, empty)) == 2
@@ -339,8 +356,15 @@ def test_exit_status_is_not_zero_only_when_grading_cannot_run(tmp_path: Path, ca
 
 
 def test_partial_credit_is_the_share_of_checks_passed_unless_the_lab_says_otherwise() -> None:
-    checks = [{"nodeid": f"t{i}", "name": f"test_{i}", "exercise": "lab01.x", "status": grading.PASSED if i < 3 else grading.FAILED}
-              for i in range(4)]
+    checks = [
+        {
+            "nodeid": f"t{i}",
+            "name": f"test_{i}",
+            "exercise": "lab01.x",
+            "status": grading.PASSED if i < 3 else grading.FAILED,
+        }
+        for i in range(4)
+    ]
     record = {"learner": "erin", "lab": "lab01", "path": "/x/erin/lab01_generators.ipynb", "checks": checks}
     shared = grading.score([record], {"lab01": [grading.ExerciseSpec("lab01.x", 8.0)]})
     whole = grading.score([record], {"lab01": [grading.ExerciseSpec("lab01.x", 8.0, partial=False)]})
@@ -355,7 +379,9 @@ def test_every_solution_scores_full_marks_and_every_blank_lab_scores_zero(tmp_pa
     for g in grades:
         by_learner.setdefault(g.learner, {})[g.lab] = g
     assert sorted(by_learner["solutions"]) == labs and sorted(by_learner["labs"]) == labs
-    short = {lab: f"{g.points:g}/{g.max_points:g}" for lab, g in by_learner["solutions"].items() if g.points != g.max_points}
+    short = {
+        lab: f"{g.points:g}/{g.max_points:g}" for lab, g in by_learner["solutions"].items() if g.points != g.max_points
+    }
     assert short == {}, f"solutions that lost points: {short}"
     earned = {lab: g.points for lab, g in by_learner["labs"].items() if g.points != 0}
     assert earned == {}, f"blank labs that earned points: {earned}"

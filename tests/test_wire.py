@@ -79,6 +79,8 @@ def test_a_bad_speed_says_what_to_set(monkeypatch: pytest.MonkeyPatch, bad: str)
 async def test_awatch_hands_each_chunk_to_on_chunk_as_it_arrives(url: str) -> None:
     seen: list[tuple[float, bytes]] = []
     start = asyncio.get_running_loop().time()
-    rec = await awatch(f"{url}/stream", on_chunk=lambda c: seen.append((asyncio.get_running_loop().time() - start, c.data)))
+    rec = await awatch(
+        f"{url}/stream", on_chunk=lambda c: seen.append((asyncio.get_running_loop().time() - start, c.data))
+    )
     assert [data for _, data in seen] == [c.data for c in rec.chunks]
     assert seen[0][0] < seen[-1][0] - 0.2, "the first chunk is handed over long before the last one arrives"

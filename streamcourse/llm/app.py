@@ -62,8 +62,14 @@ async def run_to_end(gen: Generation, plan: Plan) -> None:
         raise Refusal(500, str(exc), "server_error", "server_error") from None
 
 
-def make_app(*, ttft: float = 0.05, token_interval: float = 0.02, text: str | None = None,
-             length: int = 30, fault: str | None = None) -> FastAPI:
+def make_app(
+    *,
+    ttft: float = 0.05,
+    token_interval: float = 0.02,
+    text: str | None = None,
+    length: int = 30,
+    fault: str | None = None,
+) -> FastAPI:
     """The embedded OpenAI-compatible server; ``text`` fixes the reply, ``fault`` applies to every request."""
     from streamcourse import llm  # the package's docstring is the server's description
 
@@ -80,8 +86,14 @@ def make_app(*, ttft: float = 0.05, token_interval: float = 0.02, text: str | No
         """Record the request, then plan its reply, or refuse it with an HTTP error."""
         name = str(body.get("model") or MODEL)
         n = next(counter)
-        gen = Generation(f"chatcmpl-sc{n:06d}" if api == "chat.completions" else f"resp_sc{n:06d}",
-                         api, name, ask.prompt, bool(body.get("stream")), requests.fault_of(body, name, fault))
+        gen = Generation(
+            f"chatcmpl-sc{n:06d}" if api == "chat.completions" else f"resp_sc{n:06d}",
+            api,
+            name,
+            ask.prompt,
+            bool(body.get("stream")),
+            requests.fault_of(body, name, fault),
+        )
         app.state.generations.append(gen)
         try:
             return gen, requests.plan(gen, ask, body, defaults)
@@ -92,8 +104,10 @@ def make_app(*, ttft: float = 0.05, token_interval: float = 0.02, text: str | No
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
         names = [MODEL] + [f"fault-{f}" for f in FAULTS]
-        return {"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "streamcourse"}
-                                           for m in names]}
+        return {
+            "object": "list",
+            "data": [{"id": m, "object": "model", "created": 0, "owned_by": "streamcourse"} for m in names],
+        }
 
     @app.post("/v1/chat/completions")
     async def chat_completions(body: JSONBody) -> Any:

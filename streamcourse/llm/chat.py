@@ -29,16 +29,29 @@ def sse(payload: Any) -> str:
 
 def base(gen: Generation) -> dict[str, Any]:
     """The fields every chunk (and the whole reply) repeats; ``created`` in integer seconds."""
-    return {"id": gen.id, "object": "chat.completion.chunk", "created": int(time.time()), "model": gen.model,
-            "service_tier": "default", "system_fingerprint": None}
+    return {
+        "id": gen.id,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": gen.model,
+        "service_tier": "default",
+        "system_fingerprint": None,
+    }
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
-                                          "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
 
 
 def completion(gen: Generation, plan: Plan, head: dict[str, Any], prompt_tokens: int) -> dict[str, Any]:
@@ -47,8 +60,10 @@ def completion(gen: Generation, plan: Plan, head: dict[str, Any], prompt_tokens:
     if plan.calls:
         arguments = plan.arguments(gen.tokens_sent)
         message["content"] = None
-        message["tool_calls"] = [{"id": c.call_id, "type": "function",
-                                  "function": {"name": c.name, "arguments": arguments[c.index]}} for c in plan.calls]
+        message["tool_calls"] = [
+            {"id": c.call_id, "type": "function", "function": {"name": c.name, "arguments": arguments[c.index]}}
+            for c in plan.calls
+        ]
     choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": plan.finish_reason}
     return {**head, "object": "chat.completion", "choices": [choice], "usage": usage(prompt_tokens, gen.tokens_sent)}
 
@@ -70,8 +85,9 @@ def _delta(plan: Plan, piece: Piece, announced: set[int]) -> dict[str, Any]:
     return {"tool_calls": calls}
 
 
-async def chunks(gen: Generation, plan: Plan, head: dict[str, Any], prompt_tokens: int,
-                 include_usage: bool) -> AsyncIterator[str]:
+async def chunks(
+    gen: Generation, plan: Plan, head: dict[str, Any], prompt_tokens: int, include_usage: bool
+) -> AsyncIterator[str]:
     """The streamed reply, one SSE event per chunk, paced by :func:`produce`."""
 
     def chunk(delta: dict[str, Any] | None, finish: str | None = None, **extra: Any) -> str:

@@ -26,8 +26,10 @@ def client(url: Any = None, *, real: bool | None = None, **options: Any) -> open
     if _real(real):
         return openai.AsyncOpenAI(**options)  # the SDK reads OPENAI_API_KEY and OPENAI_BASE_URL
     if url is None:
-        raise ValueError("no OPENAI_API_KEY: start the embedded server first, "
-                         "srv = serve(llm.make_app(), name='llm'), then llm.client(srv)")
+        raise ValueError(
+            "no OPENAI_API_KEY: start the embedded server first, "
+            "srv = serve(llm.make_app(), name='llm'), then llm.client(srv)"
+        )
     return openai.AsyncOpenAI(base_url=_base(url), api_key="not-needed", **options)
 
 

@@ -29,11 +29,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Tool", "WORDS", "content_text", "count_words", "split_words", "reply_words", "choose_tools",
-           "value_for", "json_text", "fragments", "rng_for"]
+__all__ = [
+    "Tool",
+    "WORDS",
+    "content_text",
+    "count_words",
+    "split_words",
+    "reply_words",
+    "choose_tools",
+    "value_for",
+    "json_text",
+    "fragments",
+    "rng_for",
+]
 
-WORDS = ("stream token café byte event → naïve chunk über flow wire buffer reply server client "
-         "data line first last piece 日本 slow fast time 💡 queue yield await close send").split()
+WORDS = (
+    "stream token café byte event → naïve chunk über flow wire buffer reply server client "
+    "data line first last piece 日本 slow fast time 💡 queue yield await close send"
+).split()
 
 
 @dataclass(frozen=True)

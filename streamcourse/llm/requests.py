@@ -26,8 +26,9 @@ RATE_LIMIT_MESSAGE = "Rate limit reached for requests (simulated by the course s
 class Refusal(Exception):
     """Ends a request with an HTTP error before any byte of a stream is sent (known error 12)."""
 
-    def __init__(self, status: int, message: str, type_: str, code: str | None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, type_: str, code: str | None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         body = {"error": {"message": message, "type": type_, "param": None, "code": code}}  # the real API's shape
         self.response = JSONResponse(body, status_code=status, headers=headers)
@@ -63,15 +64,22 @@ class Ask:
 
 
 def _prompt(messages: list[Any]) -> str:
-    return next((model.content_text(m.get("content")) for m in reversed(messages) if isinstance(m, dict)
-                 and m.get("type", "message") == "message" and m.get("role", "user") == "user"), "")
+    return next(
+        (
+            model.content_text(m.get("content"))
+            for m in reversed(messages)
+            if isinstance(m, dict) and m.get("type", "message") == "message" and m.get("role", "user") == "user"
+        ),
+        "",
+    )
 
 
 def _tool(entry: Any, spec: Any) -> model.Tool:
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or entry.get("type") != "function":
         raise bad_request("each tool must be {'type': 'function', ...} with a function 'name'.", "invalid_tool")
-    return model.Tool(spec["name"], spec.get("parameters") or {"type": "object", "properties": {}},
-                      bool(spec.get("strict")))
+    return model.Tool(
+        spec["name"], spec.get("parameters") or {"type": "object", "properties": {}}, bool(spec.get("strict"))
+    )
 
 
 def _tools(body: dict[str, Any], nested: bool) -> list[model.Tool]:
@@ -86,7 +94,9 @@ def _choice(body: dict[str, Any], tools: list[model.Tool], nested: bool) -> str 
     if isinstance(raw, dict):
         raw = (raw.get("function") or {}).get("name") if nested else raw.get("name")
         if raw not in {t.name for t in tools}:
-            raise bad_request(f"tool_choice names {raw!r}, which is not among the tools offered.", "invalid_tool_choice")
+            raise bad_request(
+                f"tool_choice names {raw!r}, which is not among the tools offered.", "invalid_tool_choice"
+            )
     elif raw not in (None, "auto", "none", "required"):
         raise bad_request("tool_choice must be 'auto', 'none', 'required' or name a function.", "invalid_tool_choice")
     return raw if isinstance(raw, str) or raw is None else None
@@ -114,9 +124,16 @@ def read_chat(body: dict[str, Any]) -> Ask:
             break
         trailing.append(model.content_text(m.get("content")))
     tools = _tools(body, nested=True)
-    return Ask(messages, _prompt(messages), tools, _choice(body, tools, True), body.get("parallel_tool_calls") is not False,
-               trailing[::-1], _schema(body.get("response_format"), nested=True),
-               "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens")
+    return Ask(
+        messages,
+        _prompt(messages),
+        tools,
+        _choice(body, tools, True),
+        body.get("parallel_tool_calls") is not False,
+        trailing[::-1],
+        _schema(body.get("response_format"), nested=True),
+        "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens",
+    )
 
 
 def read_responses(body: dict[str, Any]) -> Ask:
@@ -130,8 +147,16 @@ def read_responses(body: dict[str, Any]) -> Ask:
             break
         trailing.append(str(m.get("output", "")))
     tools = _tools(body, nested=False)
-    return Ask(messages, _prompt(messages), tools, _choice(body, tools, False), body.get("parallel_tool_calls") is not False,
-               trailing[::-1], _schema((body.get("text") or {}).get("format"), nested=False), "max_output_tokens")
+    return Ask(
+        messages,
+        _prompt(messages),
+        tools,
+        _choice(body, tools, False),
+        body.get("parallel_tool_calls") is not False,
+        trailing[::-1],
+        _schema((body.get("text") or {}).get("format"), nested=False),
+        "max_output_tokens",
+    )
 
 
 def number(body: dict[str, Any], key: str, default: float | None, kind: type = float) -> Any:
@@ -145,14 +170,22 @@ def number(body: dict[str, Any], key: str, default: float | None, kind: type = f
 
 def fault_of(body: dict[str, Any], model_name: str, default: str | None) -> str | None:
     """The fault a request asks for: ``extra_body={"fault": ...}``, a ``fault-...`` model, or the app's."""
-    named = model_name[len("fault-"):] if model_name.startswith("fault-") else None
+    named = model_name[len("fault-") :] if model_name.startswith("fault-") else None
     return body.get("fault") or named or default
 
 
 def _calls(gen: Generation, ask: Ask, tools: list[model.Tool]) -> list[ToolCall]:
     suffix = gen.id.split("sc", 1)[-1]
-    return [ToolCall(i, f"call_sc{suffix}{i}", f"fc_sc{suffix}{i}", t.name,
-                     model.json_text(t.parameters, ask.prompt, t.name, str(i))) for i, t in enumerate(tools)]
+    return [
+        ToolCall(
+            i,
+            f"call_sc{suffix}{i}",
+            f"fc_sc{suffix}{i}",
+            t.name,
+            model.json_text(t.parameters, ask.prompt, t.name, str(i)),
+        )
+        for i, t in enumerate(tools)
+    ]
 
 
 def _pieces(ask: Ask, calls: list[ToolCall], defaults: Defaults, body: dict[str, Any]) -> list[Piece]:
@@ -166,8 +199,11 @@ def _pieces(ask: Ask, calls: list[ToolCall], defaults: Defaults, body: dict[str,
         return [Piece(w) for w in model.split_words("From the tools: " + "; ".join(ask.results) + ".")]
     if ask.schema is not None:
         return [Piece(f) for f in model.fragments(model.json_text(ask.schema, ask.prompt), ask.prompt)]
-    words = (model.split_words(defaults.text) if defaults.text is not None
-             else model.reply_words(ask.prompt, number(body, "length", defaults.length, int)))
+    words = (
+        model.split_words(defaults.text)
+        if defaults.text is not None
+        else model.reply_words(ask.prompt, number(body, "length", defaults.length, int))
+    )
     return [Piece(w) for w in words]
 
 
@@ -181,8 +217,13 @@ def plan(gen: Generation, ask: Ask, body: dict[str, Any], defaults: Defaults) ->
     if gen.fault is not None and gen.fault not in FAULTS:
         raise bad_request(f"Unknown fault {gen.fault!r}; use one of {', '.join(FAULTS)}.", "invalid_fault")
     if gen.fault == "429":  # before any byte of the stream: a real HTTP status the SDK can raise
-        raise Refusal(429, RATE_LIMIT_MESSAGE, "requests", "rate_limit_exceeded", {
-            "retry-after": "1", "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1s"})
+        raise Refusal(
+            429,
+            RATE_LIMIT_MESSAGE,
+            "requests",
+            "rate_limit_exceeded",
+            {"retry-after": "1", "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1s"},
+        )
     chosen = [] if ask.results else model.choose_tools(ask.tools, ask.choice, ask.parallel)
     calls = _calls(gen, ask, chosen)
     pieces = _pieces(ask, calls, defaults, body)
@@ -191,5 +232,12 @@ def plan(gen: Generation, ask: Ask, body: dict[str, Any], defaults: Defaults) ->
         pieces, finish = pieces[: max(limit, 0)], "length"
         calls = [c for c in calls if any(p.call == c.index for p in pieces)]
     gen.calls = calls
-    return Plan(pieces, finish, number(body, "ttft", defaults.ttft), number(body, "token_interval", defaults.token_interval),
-                gen.fault, number(body, "fault_after", 3, int), calls)
+    return Plan(
+        pieces,
+        finish,
+        number(body, "ttft", defaults.ttft),
+        number(body, "token_interval", defaults.token_interval),
+        gen.fault,
+        number(body, "fault_after", 3, int),
+        calls,
+    )

@@ -47,22 +47,48 @@ class Reply:
 def body(reply: Reply, status: str, output: list[Any], **extra: Any) -> dict[str, Any]:
     """The response object in a given state (``usage`` only once it is over)."""
     gen, request = reply.gen, reply.request
-    used = {"input_tokens": reply.prompt_tokens, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
-            "output_tokens": gen.tokens_sent, "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": reply.prompt_tokens + gen.tokens_sent}
-    return {"id": gen.id, "object": "response", "created_at": reply.created_at, "status": status,
-            "completed_at": int(time.time()) if status == "completed" else None, "error": None,
-            "incomplete_details": None, "instructions": request.get("instructions"),
-            "max_output_tokens": request.get("max_output_tokens"), "model": gen.model, "output": output,
-            "parallel_tool_calls": request.get("parallel_tool_calls", True), "previous_response_id": None,
-            "temperature": 1.0, "text": request.get("text") or {"format": {"type": "text"}},
-            "tool_choice": request.get("tool_choice", "auto"), "tools": request.get("tools") or [], "top_p": 1.0,
-            "truncation": "disabled", "usage": None if status == "in_progress" else used, "metadata": {}, **extra}
+    used = {
+        "input_tokens": reply.prompt_tokens,
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "output_tokens": gen.tokens_sent,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": reply.prompt_tokens + gen.tokens_sent,
+    }
+    return {
+        "id": gen.id,
+        "object": "response",
+        "created_at": reply.created_at,
+        "status": status,
+        "completed_at": int(time.time()) if status == "completed" else None,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": request.get("instructions"),
+        "max_output_tokens": request.get("max_output_tokens"),
+        "model": gen.model,
+        "output": output,
+        "parallel_tool_calls": request.get("parallel_tool_calls", True),
+        "previous_response_id": None,
+        "temperature": 1.0,
+        "text": request.get("text") or {"format": {"type": "text"}},
+        "tool_choice": request.get("tool_choice", "auto"),
+        "tools": request.get("tools") or [],
+        "top_p": 1.0,
+        "truncation": "disabled",
+        "usage": None if status == "in_progress" else used,
+        "metadata": {},
+        **extra,
+    }
 
 
 def _call_item(call: ToolCall, arguments: str, status: str) -> dict[str, Any]:
-    return {"id": call.item_id, "type": "function_call", "status": status, "arguments": arguments,
-            "call_id": call.call_id, "name": call.name}
+    return {
+        "id": call.item_id,
+        "type": "function_call",
+        "status": status,
+        "arguments": arguments,
+        "call_id": call.call_id,
+        "name": call.name,
+    }
 
 
 def _message_item(reply: Reply, text: str, status: str) -> dict[str, Any]:
@@ -92,17 +118,23 @@ Events = list[tuple[str, dict[str, Any]]]
 
 def _text_opening(reply: Reply) -> Events:
     where = {"item_id": reply.message_id, "output_index": 0, "content_index": 0}
-    return [("response.output_item.added", {"output_index": 0, "item": _message_item(reply, "", "in_progress")}),
-            ("response.content_part.added", {**where, "part": {"type": "output_text", "annotations": [],
-                                                                "logprobs": [], "text": ""}})]
+    return [
+        ("response.output_item.added", {"output_index": 0, "item": _message_item(reply, "", "in_progress")}),
+        (
+            "response.content_part.added",
+            {**where, "part": {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}},
+        ),
+    ]
 
 
 def _text_closing(reply: Reply, done: dict[str, Any]) -> Events:
     where = {"item_id": reply.message_id, "output_index": 0, "content_index": 0}
     item = done["output"][0]
-    return [("response.output_text.done", {**where, "text": reply.gen.text, "logprobs": []}),
-            ("response.content_part.done", {**where, "part": item["content"][0]}),
-            ("response.output_item.done", {"output_index": 0, "item": item})]
+    return [
+        ("response.output_text.done", {**where, "text": reply.gen.text, "logprobs": []}),
+        ("response.content_part.done", {**where, "part": item["content"][0]}),
+        ("response.output_item.done", {"output_index": 0, "item": item}),
+    ]
 
 
 def _call_events(reply: Reply, index: int, fragment: str, position: int, added: set[int]) -> Events:
@@ -112,14 +144,19 @@ def _call_events(reply: Reply, index: int, fragment: str, position: int, added: 
     out: Events = []
     if call.index not in added:
         added.add(call.index)
-        out.append(("response.output_item.added",
-                    {"output_index": call.index, "item": _call_item(call, "", "in_progress")}))
+        out.append(
+            ("response.output_item.added", {"output_index": call.index, "item": _call_item(call, "", "in_progress")})
+        )
     out.append(("response.function_call_arguments.delta", {**where, "delta": fragment}))
     if position == reply.plan.last_piece_of(call.index):
         arguments = reply.plan.arguments(position + 1)[call.index]
         out.append(("response.function_call_arguments.done", {**where, "arguments": arguments}))
-        out.append(("response.output_item.done",
-                    {"output_index": call.index, "item": _call_item(call, arguments, "completed")}))
+        out.append(
+            (
+                "response.output_item.done",
+                {"output_index": call.index, "item": _call_item(call, arguments, "completed")},
+            )
+        )
     return out
 
 

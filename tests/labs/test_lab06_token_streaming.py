@@ -52,7 +52,9 @@ class Reply:
     body: str = ""
 
 
-async def post_chat(url: str, model: str = llm.MODEL, prompt: str = "Tell me about streams", timeout: float = 10.0) -> Reply:
+async def post_chat(
+    url: str, model: str = llm.MODEL, prompt: str = "Tell me about streams", timeout: float = 10.0
+) -> Reply:
     reply = Reply()
 
     async def read() -> None:
@@ -119,7 +121,9 @@ async def test_the_stream_ends_with_one_done_event_carrying_usage(relay) -> None
     try:
         usage = json.loads(reply.events[-1][1])["usage"]
     except (ValueError, KeyError, TypeError):
-        pytest.fail(f'the done event\'s data must be JSON like {{"usage": {{...}}}}; got {reply.events[-1][1]!r}', pytrace=False)
+        pytest.fail(
+            f'the done event\'s data must be JSON like {{"usage": {{...}}}}; got {reply.events[-1][1]!r}', pytrace=False
+        )
     gen = app.state.generations[-1]
     assert isinstance(usage, dict) and usage.get("completion_tokens") == gen.tokens_sent, (
         f"done should carry the model's usage (completion_tokens={gen.tokens_sent}); got {usage!r} — "
@@ -166,10 +170,17 @@ async def test_a_failure_mid_stream_becomes_an_error_event_and_a_clean_end(relay
         "send an error event and end the stream normally"
     )
     names = [name for name, _, _ in reply.events]
-    assert names[:3] == ["token"] * 3, f"the model sent 3 tokens before failing: expected 3 token events first; got {names}"
-    assert names[-1] == "error" and "done" not in names, f"expected the stream to end with one error event (no done); got {names}"
+    assert names[:3] == ["token"] * 3, (
+        f"the model sent 3 tokens before failing: expected 3 token events first; got {names}"
+    )
+    assert names[-1] == "error" and "done" not in names, (
+        f"expected the stream to end with one error event (no done); got {names}"
+    )
     try:
         message = json.loads(reply.events[-1][1])["message"]
     except (ValueError, KeyError, TypeError):
-        pytest.fail(f'the error event\'s data must be JSON like {{"message": "..."}}; got {reply.events[-1][1]!r}', pytrace=False)
+        pytest.fail(
+            f'the error event\'s data must be JSON like {{"message": "..."}}; got {reply.events[-1][1]!r}',
+            pytrace=False,
+        )
     assert isinstance(message, str) and message, "the error event's message should say what went wrong"

@@ -12,8 +12,11 @@ def relay_tokens(client):
         usage = None
         try:
             stream = await client.chat.completions.create(
-                model=body.model, messages=[{"role": "user", "content": body.prompt}],
-                stream=True, stream_options={"include_usage": True})
+                model=body.model,
+                messages=[{"role": "user", "content": body.prompt}],
+                stream=True,
+                stream_options={"include_usage": True},
+            )
             async with stream:
                 async for chunk in stream:
                     if chunk.usage is not None:
