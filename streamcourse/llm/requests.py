@@ -179,8 +179,8 @@ def _calls(gen: Generation, ask: Ask, tools: list[model.Tool]) -> list[ToolCall]
     return [
         ToolCall(
             i,
-            f"call_sc{suffix}{i}",
-            f"fc_sc{suffix}{i}",
+            f"call_sc{suffix}_{i}",
+            f"fc_sc{suffix}_{i}",
             t.name,
             model.json_text(t.parameters, ask.prompt, t.name, str(i)),
         )
