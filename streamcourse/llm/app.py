@@ -69,13 +69,14 @@ def make_app(
     text: str | None = None,
     length: int = 30,
     fault: str | None = None,
+    interleave: bool = False,
 ) -> FastAPI:
-    """The embedded OpenAI-compatible server; ``text`` fixes the reply, ``fault`` applies to every request."""
+    """The embedded OpenAI-compatible server; ``text`` fixes the reply; ``fault`` and ``interleave`` apply to every request."""
     from streamcourse import llm  # the package's docstring is the server's description
 
     app = FastAPI(title="streamcourse embedded LLM", description=llm.__doc__ or "")
     app.state.generations = []
-    defaults = Defaults(ttft, token_interval, text, length, fault)
+    defaults = Defaults(ttft, token_interval, text, length, fault, interleave)
     counter = itertools.count(1)
 
     @app.exception_handler(Refusal)

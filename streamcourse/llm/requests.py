@@ -47,6 +47,7 @@ class Defaults:
     text: str | None
     length: int
     fault: str | None
+    interleave: bool = False  # parallel calls' fragments in turn (a request's ``interleave`` wins)
 
 
 @dataclass
@@ -192,7 +193,9 @@ def _pieces(ask: Ask, calls: list[ToolCall], defaults: Defaults, body: dict[str,
     """The reply cut into paced pieces: tool-call fragments (in turn when ``interleave``), JSON, or words."""
     if calls:
         parts = [[Piece(f, c.index) for f in model.fragments(c.arguments, ask.prompt, c.name)] for c in calls]
-        if body.get("interleave"):  # other providers send parallel calls' fragments in turn; OpenAI one by one
+        if body.get(
+            "interleave", defaults.interleave
+        ):  # other providers send parallel calls' fragments in turn; OpenAI one by one
             return _in_turn(parts)
         return [p for part in parts for p in part]
     if ask.results:
