@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streamcourse import llm
-from streamcourse.checkkit import Model, after_events, read_events, require_stream, start_model, unique_prompt
 from streamcourse.checking import within
+from streamcourse.checkkit import Model, after_events, read_events, require_stream, start_model, unique_prompt
 from streamcourse.server import serve
 
 ACCUMULATE = "lab10.accumulate_tool_calls"
