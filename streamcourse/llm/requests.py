@@ -8,7 +8,7 @@ the real API's error shape, and decides the reply with :mod:`streamcourse.llm.mo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,15 +115,22 @@ def _schema(fmt: Any, nested: bool) -> Mapping[str, Any] | None:
     return schema if isinstance(schema, dict) else _ANY_OBJECT
 
 
+def _trailing(messages: list[Any], output: Callable[[dict[str, Any]], str | None]) -> list[str]:
+    """The tool results that end the conversation, in order (``output`` is None for other messages)."""
+    found: list[str] = []
+    for message in reversed(messages):
+        value = output(message) if isinstance(message, dict) else None
+        if value is None:
+            break
+        found.append(value)
+    return found[::-1]
+
+
 def read_chat(body: dict[str, Any]) -> Ask:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise bad_request("'messages' must be a non-empty list.")
-    trailing = []
-    for m in reversed(messages):
-        if not (isinstance(m, dict) and m.get("role") == "tool"):
-            break
-        trailing.append(model.content_text(m.get("content")))
+    trailing = _trailing(messages, lambda m: model.content_text(m.get("content")) if m.get("role") == "tool" else None)
     tools = _tools(body, nested=True)
     return Ask(
         messages,
@@ -131,7 +138,7 @@ def read_chat(body: dict[str, Any]) -> Ask:
         tools,
         _choice(body, tools, True),
         body.get("parallel_tool_calls") is not False,
-        trailing[::-1],
+        trailing,
         _schema(body.get("response_format"), nested=True),
         "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens",
     )
@@ -142,11 +149,9 @@ def read_responses(body: dict[str, Any]) -> Ask:
     messages = [{"role": "user", "content": raw}] if isinstance(raw, str) else raw
     if not isinstance(messages, list) or not messages:
         raise bad_request("'input' must be a string or a non-empty list.")
-    trailing = []
-    for m in reversed(messages):
-        if not (isinstance(m, dict) and m.get("type") == "function_call_output"):
-            break
-        trailing.append(str(m.get("output", "")))
+    trailing = _trailing(
+        messages, lambda m: str(m.get("output", "")) if m.get("type") == "function_call_output" else None
+    )
     tools = _tools(body, nested=False)
     return Ask(
         messages,
@@ -154,7 +159,7 @@ def read_responses(body: dict[str, Any]) -> Ask:
         tools,
         _choice(body, tools, False),
         body.get("parallel_tool_calls") is not False,
-        trailing[::-1],
+        trailing,
         _schema((body.get("text") or {}).get("format"), nested=False),
         "max_output_tokens",
     )
