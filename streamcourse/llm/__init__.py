@@ -25,7 +25,7 @@ Deliberate choices:
   ``extra_body={"fault": "429" | "midstream" | "stall", "ttft": 0.0, "token_interval": 0.01}``
   or a model named ``fault-429`` etc., so one server serves every lesson and check.
   ``extra_body={"interleave": True}`` sends parallel tool calls' fragments in turn,
-  as some OpenAI-compatible providers do (OpenAI sends one call after another).
+  which the wire format allows (the SDK's stream helper assumes one call after another).
 - It does not import the course's pacing module: callers pass ``ttft=pace(0.5)``.
 """
 

@@ -198,11 +198,8 @@ def _pieces(ask: Ask, calls: list[ToolCall], defaults: Defaults, body: dict[str,
     """The reply cut into paced pieces: tool-call fragments (in turn when ``interleave``), JSON, or words."""
     if calls:
         parts = [[Piece(f, c.index) for f in model.fragments(c.arguments, ask.prompt, c.name)] for c in calls]
-        if body.get(
-            "interleave", defaults.interleave
-        ):  # other providers send parallel calls' fragments in turn; OpenAI one by one
-            return _in_turn(parts)
-        return [p for part in parts for p in part]
+        interleave = body.get("interleave", defaults.interleave)  # the wire format lets calls come in turn
+        return _in_turn(parts) if interleave else [p for part in parts for p in part]
     if ask.results:
         return [Piece(w) for w in model.split_words("From the tools: " + "; ".join(ask.results) + ".")]
     if ask.schema is not None:

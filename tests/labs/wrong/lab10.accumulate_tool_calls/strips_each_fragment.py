@@ -1,4 +1,4 @@
-# rejected by: test_parallel_calls_come_apart_by_index, test_every_split_of_the_arguments_gives_the_same_call, test_any_fragmentation_and_interleaving_gives_the_same_calls
+# rejected by: test_every_split_of_the_arguments_gives_the_same_call, test_any_fragmentation_and_interleaving_gives_the_same_calls
 # Strips whitespace off each fragment: a fragment that starts or ends with a space inside a string loses it.
 def accumulate_tool_calls(chunks):
     calls, finish_reason, usage = {}, None, None
