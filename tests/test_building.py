@@ -101,6 +101,7 @@ def test_the_committed_labs_and_course_map_are_current() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.timeout(900)  # as long as the subprocess may take: the whole course, every wrong answer
 def test_validate_every_check_fails_blank_passes_solved_and_rejects_each_wrong_answer() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "streamcourse", "validate"], capture_output=True, text=True, timeout=900
