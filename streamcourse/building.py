@@ -87,7 +87,9 @@ def build_lab(solution: Path) -> nbformat.NotebookNode:
         if exercise and not has_region:
             raise BuildError(f"{where}: exercise {exercise} has no '# BEGIN SOLUTION' region")
         if has_region and not exercise:
-            raise BuildError(f"{where}: a solution region outside an exercise cell (add metadata.streamcourse.exercise)")
+            raise BuildError(
+                f"{where}: a solution region outside an exercise cell (add metadata.streamcourse.exercise)"
+            )
         if exercise and not str(exercise).startswith(expected_lab + "."):
             raise BuildError(f"{where}: exercise id {exercise!r} must start with {expected_lab}.")
         if has_region:
@@ -100,7 +102,7 @@ def _solutions(solutions_dir: Path) -> list[Path]:
 
 
 def _text(nb: nbformat.NotebookNode) -> str:
-    return nbformat.writes(nb) + "\n"
+    return str(nbformat.writes(nb)) + "\n"
 
 
 def _title(path: Path) -> str:
@@ -125,29 +127,44 @@ def course_map(lessons_dir: Path = LESSONS_DIR, solutions_dir: Path = SOLUTIONS_
     return "\n".join(rows)
 
 
-def _readme_with_map(readme: Path) -> str:
+def _readme_with_map(readme: Path, solutions_dir: Path) -> str:
+    """``readme`` with its course map made from the lessons beside it and ``solutions_dir``."""
     text = readme.read_text(encoding="utf-8")
     start, end = "<!-- course-map:start -->", "<!-- course-map:end -->"
     if start not in text or end not in text:
         raise BuildError(f"{readme.name} needs the markers {start} and {end} around the course map")
     head, rest = text.split(start, 1)
-    return head + start + "\n" + course_map() + "\n" + end + rest.split(end, 1)[1]
+    table = course_map(readme.parent / LESSONS_DIR.name, solutions_dir)
+    return head + start + "\n" + table + "\n" + end + rest.split(end, 1)[1]
+
+
+def _readme_for(solutions_dir: Path) -> Path | None:
+    """The README whose map lists these solutions: the one beside their folder, if there is one.
+
+    Never the repository's own README for other folders: a build of temporary
+    folders must not rewrite it.
+    """
+    readme = solutions_dir.resolve().parent / README.name
+    return readme if readme.exists() else None
 
 
 def build(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR) -> list[Path]:
-    """Write ``labs/`` from ``solutions/`` and the README's course map; returns the files written."""
+    """Write ``labs/`` from ``solutions/`` and the course map of the README beside ``solutions/``; returns the files written."""
     labs_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for solution in _solutions(solutions_dir):
         target = labs_dir / solution.name
         target.write_text(_text(build_lab(solution)), encoding="utf-8")
         written.append(target)
-    README.write_text(_readme_with_map(README), encoding="utf-8")
-    return written + [README]
+    readme = _readme_for(solutions_dir)
+    if readme is not None:
+        readme.write_text(_readme_with_map(readme, solutions_dir), encoding="utf-8")
+        written.append(readme)
+    return written
 
 
 def stale_labs(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR) -> list[str]:
-    """What is out of date in ``labs/``, one line each (empty when all are current)."""
+    """What is out of date in ``labs/`` (and the README beside ``solutions/``), one line each (empty when all are current)."""
     problems = []
     expected = {s.name: s for s in _solutions(solutions_dir)}
     for name, solution in expected.items():
@@ -159,8 +176,9 @@ def stale_labs(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR) -
     for lab in sorted(labs_dir.glob("*.ipynb")):
         if lab.name not in expected:
             problems.append(f"labs/{lab.name} has no solution in solutions/")
-    if README.read_text(encoding="utf-8") != _readme_with_map(README):
-        problems.append("README.md's course map is stale")
+    readme = _readme_for(solutions_dir)
+    if readme is not None and readme.read_text(encoding="utf-8") != _readme_with_map(readme, solutions_dir):
+        problems.append(f"{readme.name}'s course map is stale")
     return problems
 
 
@@ -196,10 +214,21 @@ def validate_lab(solution: Path, labs_dir: Path = LABS_DIR) -> list[Finding]:
             findings.append(Finding(False, f"{exercise}: has no checks in tests/labs"))
     for name, run in (("solution", solved), ("blank lab", blank)):
         if not run.ran_all:
-            findings.append(Finding(False, f"{solution.name} ({name}): {len(run.collected)} checks collected, {len(run.results)} ran ({run.output[-600:]})"))
+            findings.append(
+                Finding(
+                    False,
+                    f"{solution.name} ({name}): {len(run.collected)} checks collected, {len(run.results)} ran ({run.output[-600:]})",
+                )
+            )
     for result in solved.results:
         ok = result.passed
-        findings.append(Finding(ok, f"{result.nodeid}: {'passes' if ok else 'does NOT pass'} on the solution" + ("" if ok else f" ({result.message})")))
+        findings.append(
+            Finding(
+                ok,
+                f"{result.nodeid}: {'passes' if ok else 'does NOT pass'} on the solution"
+                + ("" if ok else f" ({result.message})"),
+            )
+        )
     for result in blank.results:
         ok = not result.passed
         findings.append(Finding(ok, f"{result.nodeid}: {'fails' if ok else 'does NOT fail'} on the blank lab"))
@@ -216,7 +245,9 @@ def validate_wrong_answer(solution: Path, exercise: str, wrong: Path) -> list[Fi
     if caught:
         return [Finding(True, f"{label} rejected by {', '.join(caught)}")]
     if not run.ran_all:  # the missing checks might have caught it
-        return [Finding(False, f"{label}: only {len(run.results)} of {len(run.collected)} checks ran ({run.output[-600:]})")]
+        return [
+            Finding(False, f"{label}: only {len(run.results)} of {len(run.collected)} checks ran ({run.output[-600:]})")
+        ]
     return [Finding(False, f"{label} is NOT rejected by any check")]
 
 
@@ -234,7 +265,9 @@ def validate(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR, job
             findings.append(Finding(False, f"tests/labs/wrong/{folder.name}: no exercise has that id"))
     # spawn, not fork: each notebook starts servers and threads of its own.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs or 2 * (os.cpu_count() or 1), mp_context=context, initializer=_checking_speed) as pool:
+    with ProcessPoolExecutor(
+        jobs or 2 * (os.cpu_count() or 1), mp_context=context, initializer=_checking_speed
+    ) as pool:
         tasks = []
         for solution, ids in exercises.items():
             tasks.append(pool.submit(validate_lab, solution, labs_dir))
