@@ -26,9 +26,9 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from streamcourse import building
+    from streamcourse import validation
 
-    findings = building.validate(jobs=args.jobs)
+    findings = validation.validate(jobs=args.jobs)
     bad = [f for f in findings if not f.ok]
     for finding in findings if args.verbose else bad:
         print(("ok   " if finding.ok else "FAIL ") + finding.text)

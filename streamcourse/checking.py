@@ -198,6 +198,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "exercise(id): the exercise a check belongs to, e.g. 'lab01.batched'")
+    config.addinivalue_line(
+        "markers",
+        "behaviour(why): pins a plain behaviour every answer must have, so it need "
+        "not reject a known wrong answer (validate asks every other check to reject one)",
+    )
     config._streamcourse_cache = {}  # type: ignore[attr-defined]
 
 
