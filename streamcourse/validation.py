@@ -26,7 +26,8 @@ from streamcourse.results import Collector, exercise_of
 
 __all__ = ["Finding", "Verdict", "wrong_answers", "named_catchers", "validate_lab", "validate_wrong_answer", "validate"]
 
-_HEADER = re.compile(r"^#\s*rejected by:\s*(?P<names>test_\w+(?:\s*,\s*test_\w+)*)\s*$")
+_NAME = r"test_\w+(?:\[[^\]]+\])?"  # a check, with its parameters if it names one case of it
+_HEADER = re.compile(rf"^#\s*rejected by:\s*(?P<names>{_NAME}(?:\s*,\s*{_NAME})*)\s*$")
 
 
 @dataclass
@@ -115,8 +116,8 @@ def validate_wrong_answer(solution: Path, exercise: str, wrong: Path) -> Verdict
     run = run_checks(execute_notebook(solution, [wrong.read_text(encoding="utf-8")]), [exercise])
     if not run.results:  # nothing ran: that proves nothing either way
         return Verdict([Finding(False, f"{label}: no check ran ({run.collect_errors or run.output[-300:]})")], exercise)
-    failed = {_base(r.name) for r in run.results if not r.passed}
-    ran = {_base(r.name) for r in run.results}
+    failed = {n for r in run.results if not r.passed for n in (r.name, _base(r.name))}
+    ran = {n for r in run.results for n in (r.name, _base(r.name))}
     broken = _broken_off(label, run)
     findings = [broken] if broken else []
     for name in named:
@@ -125,11 +126,11 @@ def validate_wrong_answer(solution: Path, exercise: str, wrong: Path) -> Verdict
         elif name not in failed:
             findings.append(Finding(False, f"{label} is NOT rejected by {name}, which its first line names"))
     if not findings:
-        findings.append(Finding(True, f"{label} rejected by {', '.join(sorted(failed))}"))
-    return Verdict(findings, exercise, failed)
+        findings.append(Finding(True, f"{label} rejected by {', '.join(sorted(n for n in failed if '[' not in n))}"))
+    return Verdict(findings, exercise, {_base(n) for n in failed})
 
 
-def _every_check_earns_its_place(verdicts: list[Verdict]) -> list[Finding]:
+def every_check_earns_its_place(verdicts: list[Verdict]) -> list[Finding]:
     checks: dict[str, set[str]] = {}
     behaviour: dict[str, set[str]] = {}
     rejecting: dict[str, set[str]] = {}
@@ -178,4 +179,4 @@ def validate(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR, job
                 tasks += [pool.submit(validate_wrong_answer, solution, exercise, w) for w in wrong_answers(exercise)]
         verdicts = [task.result() for task in tasks]
     findings += [f for verdict in verdicts for f in verdict.findings]
-    return findings + _every_check_earns_its_place(verdicts)
+    return findings + every_check_earns_its_place(verdicts)
