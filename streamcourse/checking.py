@@ -42,7 +42,7 @@ from streamcourse.results import (
     exercise_of,
     failure_message,
 )
-from streamcourse.server import Server
+from streamcourse.server import Served
 
 __all__ = [
     "failure_message",
@@ -164,7 +164,9 @@ def within(seconds: float, fn: Callable[..., Any], *args: Any, what: str = "your
     worker.start()
     worker.join(seconds)
     if worker.is_alive():
-        pytest.fail(f"{what} did not finish within {seconds:g} s — does it read more of its input than it needs?", pytrace=False)
+        pytest.fail(
+            f"{what} did not finish within {seconds:g} s — does it read more of its input than it needs?", pytrace=False
+        )
     if "error" in box:
         raise box["error"]
     return box.get("value")
@@ -186,11 +188,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--notebook", help="check this notebook instead of the solution")
     group.addoption("--notebook-dir", help="check the labNN_*.ipynb notebooks of this folder (default: solutions/)")
     group.addoption("--exercise", action="append", default=[], help="run only this exercise's checks (repeatable)")
-    group.addoption("--also-run", action="append", default=[], help="a Python file run after the notebook (e.g. a known wrong answer)")
+    group.addoption(
+        "--also-run",
+        action="append",
+        default=[],
+        help="a Python file run after the notebook (e.g. a known wrong answer)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "exercise(id): the exercise a check belongs to, e.g. 'lab01.batched'")
+    config.addinivalue_line(
+        "markers",
+        "behaviour(why): pins a plain behaviour every answer must have, so it need "
+        "not reject a known wrong answer (validate asks every other check to reject one)",
+    )
     config._streamcourse_cache = {}  # type: ignore[attr-defined]
 
 
@@ -232,9 +244,9 @@ def submission(request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture
-def servers() -> Iterator[list[Server]]:
+def servers() -> Iterator[list[Served]]:
     """Servers a check starts (append them); all stopped when it ends, even when it fails."""
-    started: list[Server] = []
+    started: list[Served] = []
     yield started
     stopping = [threading.Thread(target=server.stop) for server in started]  # each stop waits ~0.1 s: together
     for thread in stopping:
@@ -253,14 +265,21 @@ def _pytest_args(exercises: Iterable[str], check_dirs: Iterable[Path]) -> list[s
     return args + [
         "-q",
         "--capture=no",
-        "-p", "no:cacheprovider",
-        "-p", "no:faulthandler",
-        "-p", "no:timeout",
-        "-p", "streamcourse.checking",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:faulthandler",
+        "-p",
+        "no:timeout",
+        "-p",
+        "streamcourse.checking",
         "--import-mode=importlib",
-        "--rootdir", str(CHECKS_DIR),
-        "-c", str(CHECKS_DIR / "checks.ini"),
-        "-W", "ignore::pytest.PytestUnraisableExceptionWarning",
+        "--rootdir",
+        str(CHECKS_DIR),
+        "-c",
+        str(CHECKS_DIR / "checks.ini"),
+        "-W",
+        "ignore::pytest.PytestUnraisableExceptionWarning",
     ]
 
 
@@ -373,19 +392,48 @@ def _said(result: Result) -> str:
     return f"{result.status}: {result.message}" if result.message else result.status
 
 
+class _Worker:
+    """The check run started last in this kernel: a thread cannot be stopped from outside, so one at a time."""
+
+    thread: threading.Thread | None = None
+    exercise = ""
+
+
+def _still_running(exercise: str) -> Report | None:
+    if _Worker.thread is None or not _Worker.thread.is_alive():
+        return None
+    return Report(
+        exercise,
+        [],
+        f"the checks of {_Worker.exercise} from an earlier check() are still running in this "
+        "kernel (your code there has not returned), and a second run beside them would mix up their "
+        "results. Restart the kernel (Kernel → Restart Kernel), run the lab's cells again, then check again.",
+    )
+
+
 def check_report(exercise: str, namespace: Namespace | None = None, timeout: float = CHECK_TIMEOUT) -> Report:
     """Run one exercise's checks against ``namespace`` (default: the caller's kernel) in a worker thread."""
+    refused = _still_running(exercise)
+    if refused is not None:
+        return refused
     namespace = namespace or kernel_namespace()
     # hypothesis keeps caches in ./.hypothesis: keep the learner's lab folder clean
-    os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "streamcourse-hypothesis"))
+    os.environ.setdefault(
+        "HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "streamcourse-hypothesis")
+    )
     box: dict[str, Run] = {}
     worker = threading.Thread(
         target=lambda: box.setdefault("run", run_checks(namespace, [exercise])), daemon=True, name="streamcourse-check"
     )
+    _Worker.thread, _Worker.exercise = worker, exercise
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
-        return Report(exercise, [], f"the checks did not finish within {timeout:g} s — does your code loop forever or wait for something that never comes? Interrupt the kernel, fix it, and check again.")
+        return Report(
+            exercise,
+            [],
+            f"the checks did not finish within {timeout:g} s — does your code loop forever or wait for something that never comes? Restart the kernel (interrupting it cannot stop a check run), fix your code, and check again.",
+        )
     run = box["run"]
     if run.collect_errors:
         return Report(exercise, [], "the checks could not be loaded: " + "; ".join(run.collect_errors))
@@ -393,7 +441,11 @@ def check_report(exercise: str, namespace: Namespace | None = None, timeout: flo
         return Report(exercise, [], f"no checks for {exercise!r}; known exercises: {', '.join(run.exercises)}")
     if not run.ran_all:  # never report a partial run as a pass
         last = run.output.strip().splitlines()[-1:] or ["no output"]
-        return Report(exercise, [], f"only {len(run.results)} of {len(run.collected)} checks ran before the check run stopped ({last[0]}). Run the check again; if it keeps happening, restart the kernel.")
+        return Report(
+            exercise,
+            [],
+            f"only {len(run.results)} of {len(run.collected)} checks ran before the check run stopped ({last[0]}). Run the check again; if it keeps happening, restart the kernel.",
+        )
     return Report(exercise, run.results)
 
 

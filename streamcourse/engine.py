@@ -38,15 +38,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]  # see streamcourse.runner
-
-from streamcourse import pacing, processes  # noqa: E402
-from streamcourse.checking import REPO  # noqa: E402
-from streamcourse.intake import lab_hints  # noqa: E402
-from streamcourse.records import (  # noqa: E402
-    CellRecord, CheckRecord, Event, GradingSpec, Job, Limits, RecordError, SubmissionRecord, load,
+from streamcourse import pacing, processes
+from streamcourse.checking import REPO
+from streamcourse.intake import lab_hints
+from streamcourse.records import (
+    CellRecord,
+    CheckRecord,
+    Event,
+    GradingSpec,
+    Job,
+    Limits,
+    RecordError,
+    SubmissionRecord,
+    load,
 )
-from streamcourse.results import CRASHED, NOT_RUN, TIMED_OUT  # noqa: E402
+from streamcourse.results import CRASHED, NOT_RUN, TIMED_OUT
 
 __all__ = ["SubmissionState", "Engine", "EngineError", "run_engine", "main"]
 
@@ -56,6 +62,7 @@ ENV_KEEP = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "STREAMCOURS
 
 class EngineError(RuntimeError):
     """The engine stopped or failed; the records it finished were already passed to ``on_done``."""
+
 
 GRACE = 2.0  # seconds past a submission's budget before its checker is killed from outside
 MAX_EVENT = 1 << 20  # bytes of one checker event line
@@ -108,15 +115,28 @@ class SubmissionState:
         if self.current and self.current not in self.checks and ended:
             seconds = now - self.current_since
             out_of_time = ended.startswith(TIMED_OUT)
-            message = (f"your submission used up all its {self.limits.timeout:g} s during this check" if out_of_time
-                       else f"grading stopped during this check ({ended})")
+            message = (
+                f"your submission used up all its {self.limits.timeout:g} s during this check"
+                if out_of_time
+                else f"grading stopped during this check ({ended})"
+            )
             known = next((c for c in self._planned() if c.nodeid == self.current), None)
             if known is not None:
-                self.checks[known.nodeid] = dataclasses.replace(known, status=TIMED_OUT if out_of_time else CRASHED,
-                                                                message=message, seconds=round(seconds, 3))
+                self.checks[known.nodeid] = dataclasses.replace(
+                    known, status=TIMED_OUT if out_of_time else CRASHED, message=message, seconds=round(seconds, 3)
+                )
         return SubmissionRecord(
-            self.job.id, self.job.path, self.job.learner, self.lab, self.unreadable,
-            [self.cells[i] for i in sorted(self.cells)], self._all_checks(ended), [], self.notes, self.attempts, ended,
+            self.job.id,
+            self.job.path,
+            self.job.learner,
+            self.lab,
+            self.unreadable,
+            [self.cells[i] for i in sorted(self.cells)],
+            self._all_checks(ended),
+            [],
+            self.notes,
+            self.attempts,
+            ended,
             round(now - self.started, 3),
         )
 
@@ -128,8 +148,11 @@ class SubmissionState:
         for planned in self._planned():
             done = self.checks.get(planned.nodeid)
             if done is None:
-                why = (f"your submission {'ran out of time' if ended.startswith(TIMED_OUT) else 'stopped'} before this check"
-                       if ended else self.unreadable or "this check was collected but never ran")
+                why = (
+                    f"your submission {'ran out of time' if ended.startswith(TIMED_OUT) else 'stopped'} before this check"
+                    if ended
+                    else self.unreadable or "this check was collected but never ran"
+                )
                 done = dataclasses.replace(planned, status=NOT_RUN, message=why)
             checks.append(done)
         return checks
@@ -298,7 +321,8 @@ def run_engine(
         cwd=root,
         start_new_session=True,
     )
-    assert proc.stdin is not None and proc.stdout is not None
+    if proc.stdin is None or proc.stdout is None:  # never: both are pipes; this says so to the type checker
+        raise EngineError("the engine started without its pipes")
     records: dict[int, SubmissionRecord] = {}
     ready: dict[str, Any] = {}
     try:
@@ -333,7 +357,9 @@ def run_engine(
         shutil.rmtree(root, ignore_errors=True)
     missing = [s for i, s in enumerate(submissions) if i not in records]
     if missing:
-        raise EngineError(f"the grading engine stopped (status {proc.returncode}) before grading {len(missing)} submission(s)")
+        raise EngineError(
+            f"the grading engine stopped (status {proc.returncode}) before grading {len(missing)} submission(s)"
+        )
     return [records[i] for i in range(len(submissions))], ready
 
 

@@ -51,7 +51,6 @@ def release_free_memory() -> None:
         pass
 
 
-
 def relay_behind(middleware: Any, model_url: str, **options: Any) -> FastAPI:
     """A relay to the model at ``model_url``, wrapped in ``middleware(app, **options)`` (lab 12).
 
@@ -69,7 +68,8 @@ def relay_behind(middleware: Any, model_url: str, **options: Any) -> FastAPI:
 
     async def open_stream(prompt: str) -> Any:
         return await client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}], stream=True)
+            model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}], stream=True
+        )
 
     @app.get("/chat")
     async def chat(prompt: str) -> StreamingResponse:
