@@ -14,7 +14,6 @@ the checks that are left, until the submission's attempts are used up.
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import signal
@@ -26,11 +25,12 @@ from typing import Any
 import pytest
 
 from streamcourse import isolation, notebooks, processes
+from streamcourse.labchecks import PYTEST_EXTRA, Capped, check_paths
 from streamcourse.records import CellRecord, CheckRecord, Event, GradingSpec, Job, Limits, dump
 from streamcourse.remote import START_SECONDS, NotebookState, RemoteSubmission, Runner
 from streamcourse.results import CRASHED, ERROR, TIMED_OUT, Collector, Result
 
-__all__ = ["Checker", "grade_one", "checker_process", "collect", "check_paths"]
+__all__ = ["Checker", "grade_one", "checker_process"]
 
 GRACE = 1.5  # seconds beyond a cell's own limit before the checker stops the runner from outside
 
@@ -246,68 +246,6 @@ def shared_folder(root: Path) -> Path:
 # --------------------------------------------------------------------------- the checker process
 
 
-PYTEST_EXTRA = (
-    "-p",
-    "no:unraisableexception",  # its gc passes cost more than a lab's checks
-    "-p",
-    "no:threadexception",
-    "-p",
-    "no:junitxml",
-    "-p",
-    "no:pastebin",
-    "-p",
-    "no:doctest",
-)
-
-
-def check_paths(lab: str | None, hidden: list[str]) -> list[Path]:
-    """The check files of a lab: its own file(s) in tests/labs plus the hidden folders."""
-    from streamcourse.checking import CHECKS_DIR
-
-    own = sorted(CHECKS_DIR.glob(f"test_{lab}_*.py")) if lab else []
-    return [*(own or [CHECKS_DIR]), *map(Path, hidden)]
-
-
-class _Capped(io.TextIOBase):
-    """Keeps the first ``limit`` characters written, drops the rest: pytest's own output, bounded."""
-
-    def __init__(self, limit: int = 64 * 1024) -> None:
-        self.limit, self.size = limit, 0
-
-    def write(self, text: str) -> int:
-        self.size += len(text)
-        return len(text)
-
-
-def collect(
-    labs: list[str], exercises: dict[str, list[str]], hidden: list[str]
-) -> tuple[list[str], dict[str, list[CheckRecord]]]:
-    """Import the labs' check files (in the engine, before forking) and learn which checks each lab has."""
-    from streamcourse.checking import run_checks
-
-    known = [lab for lab in labs if lab in exercises]
-    if not known:
-        return [], {}
-    collector = Collector(hidden)
-    paths: list[Path] = []
-    for lab in known:
-        paths += [p for p in check_paths(lab, hidden) if p not in paths]
-    run = run_checks(
-        None,
-        [e for lab in known for e in exercises[lab]],
-        paths,
-        extra_args=["--collect-only", *PYTEST_EXTRA],
-        collector=collector,
-        output=_Capped(),
-    )
-    expected: dict[str, list[CheckRecord]] = {lab: [] for lab in known}
-    for item in collector.collected:
-        lab = _exercise(item).split(".")[0]
-        if lab in expected:
-            expected[lab].append(CheckRecord(item.nodeid, item.name, _exercise(item), collector.is_hidden(item), ""))
-    return list(run.collect_errors), expected
-
-
 def checker_process(job: Job, slot: int, spec: GradingSpec, root: Path, write_fd: int) -> None:
     """Runs in the forked checker: isolate, grade ``job``, report on ``write_fd``. Never returns."""
     exit_now = os._exit
@@ -359,7 +297,7 @@ def grade_one(job: Job, slot: int, spec: GradingSpec, private: Path, emit: Calla
                 plugins=[checker],
                 collector=checker.collector,
                 provide=checker.provide,
-                output=_Capped(),
+                output=Capped(),
             )
     finally:
         checker.runner.stop()

@@ -5,7 +5,7 @@ How a class is graded, one module per step:
 1. **In** (``intake``): notebooks, folders, plain zips and the Canvas, Moodle and
    Gradescope download zips; learners named uniquely for the whole class.
 2. **Share** (``shards``): with ``--shard I/N``, only this machine's learners.
-3. **Run** (``engine.run_engine``, the one seam to the engine): one record per
+3. **Run** (``launch.run_engine``, the one seam to the engine): one record per
    submission, each notebook run in a bubblewrap sandbox and checked by a
    trusted checker (``streamcourse.engine``, ``streamcourse.isolation``). If the
    engine dies mid-class it is started once more for the submissions it had not
@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from streamcourse import gradebook, intake, isolation, policy, shards, untrusted
-from streamcourse.engine import run_engine
 from streamcourse.feedback import feedback_text
 from streamcourse.intake import SubmissionFile, find_submissions
+from streamcourse.launch import run_engine
 from streamcourse.outdir import OutDirError, ReportDir
 from streamcourse.records import Limits, SubmissionRecord, submission_record
 from streamcourse.reports import summary_table, write_reports
