@@ -25,7 +25,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'streamcourse' has no attribute {name!r}")
 
 
-def check(exercise: str):  # imported lazily: pytest is only needed when checking
+def check(exercise: str) -> None:  # imported lazily: pytest is only needed when checking
     """Run the checks of one exercise against this kernel's definitions and show the result."""
     from streamcourse.checking import check as _check
 

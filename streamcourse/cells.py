@@ -32,9 +32,7 @@ class CellOutcome:
 
 def strip_magics(source: str) -> str:
     """Comment out IPython-only lines (``%magic``, ``!shell``): they mean nothing to plain Python."""
-    return "\n".join(
-        "# " + line if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()
-    )
+    return "\n".join("# " + line if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
 
 
 def run_cell(source: str, values: dict[str, Any], filename: str, run_coroutine: RunCoroutine) -> None:
@@ -73,7 +71,9 @@ def run_cells(
                 run_cell(source, values, f"<cell {index}>", run_coroutine)
             finally:
                 after(index)
-        except (Exception, *catch) as exc:  # noqa: BLE001 - the learner's error is data here
+        except BaseException as exc:
+            if not isinstance(exc, (Exception, *catch)):
+                raise
             yield CellOutcome(index, describe(exc))
         else:
             yield CellOutcome(index)

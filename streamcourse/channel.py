@@ -32,9 +32,10 @@ import math
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any, Callable
+from typing import Any
 
 __all__ = [
     "MAX_FRAME",
@@ -103,7 +104,12 @@ _PLAIN_SCALARS = (type(None), bool, int, str)
 def is_plain(value: Any, depth: int = 0) -> bool:
     """True when ``value`` crosses by value: exact built-in types all the way down."""
     kind = type(value)
-    if kind in _PLAIN_SCALARS or kind in (float, bytes, PurePosixPath) or kind.__name__ == "PosixPath" and kind.__module__ == "pathlib":
+    if (
+        kind in _PLAIN_SCALARS
+        or kind in (float, bytes, PurePosixPath)
+        or kind.__name__ == "PosixPath"
+        and kind.__module__ == "pathlib"
+    ):
         return True
     if depth >= MAX_DEPTH:
         return False

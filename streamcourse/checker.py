@@ -14,7 +14,6 @@ the checks that are left, until the submission's attempts are used up.
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import signal
@@ -26,11 +25,12 @@ from typing import Any
 import pytest
 
 from streamcourse import isolation, notebooks, processes
+from streamcourse.labchecks import PYTEST_EXTRA, Capped, check_paths
 from streamcourse.records import CellRecord, CheckRecord, Event, GradingSpec, Job, Limits, dump
 from streamcourse.remote import START_SECONDS, NotebookState, RemoteSubmission, Runner
 from streamcourse.results import CRASHED, ERROR, TIMED_OUT, Collector, Result
 
-__all__ = ["Checker", "grade_one", "checker_process", "collect", "check_paths"]
+__all__ = ["Checker", "grade_one", "checker_process"]
 
 GRACE = 1.5  # seconds beyond a cell's own limit before the checker stops the runner from outside
 
@@ -45,8 +45,9 @@ class CheckTimeout(BaseException):
 class Checker:
     """Grades one submission: the runner's cells, then the lab's checks; ``emit`` gets each event."""
 
-    def __init__(self, notebook: Path, shared: Path, limits: Limits, isolated: bool, slot: int,
-                 emit: Callable[[Event], None]) -> None:
+    def __init__(
+        self, notebook: Path, shared: Path, limits: Limits, isolated: bool, slot: int, emit: Callable[[Event], None]
+    ) -> None:
         self.runner = Runner(notebook, shared, limits, isolated, slot)
         self.limits, self.emit = limits, emit
         self.state = NotebookState()
@@ -97,8 +98,14 @@ class Checker:
             return
         timed_out = "CellTimeout" in error
         status = TIMED_OUT if timed_out else ERROR
-        text = (f"cell {index} did not finish within {self.limits.cell_seconds:g} s and was stopped (an endless loop "
-                "or a server that never returns?); the rest was graded") if timed_out else f"cell {index} raised {error}"
+        text = (
+            (
+                f"cell {index} did not finish within {self.limits.cell_seconds:g} s and was stopped (an endless loop "
+                "or a server that never returns?); the rest was graded"
+            )
+            if timed_out
+            else f"cell {index} raised {error}"
+        )
         self.state.errors.append((index, error))
         self._record_cell(CellRecord(index, status, text))
 
@@ -110,23 +117,40 @@ class Checker:
     def _runner_lost(self, current: int | None, ended: str, timed_out: bool) -> bool:
         """The runner went silent or died while running cells: name the cell, skip it next time."""
         if current is None:
-            self.emit(Event("note", text=f"attempt {self.attempts}: the runner stopped before its notebook ran ({ended})"))
+            self.emit(
+                Event("note", text=f"attempt {self.attempts}: the runner stopped before its notebook ran ({ended})")
+            )
             return False
         verb = "did not finish in time and was stopped" if timed_out else f"stopped the notebook ({ended})"
-        self._record_cell(CellRecord(current, TIMED_OUT if timed_out else CRASHED, f"cell {current} {verb}; it was skipped and the rest graded"))
+        self._record_cell(
+            CellRecord(
+                current,
+                TIMED_OUT if timed_out else CRASHED,
+                f"cell {current} {verb}; it was skipped and the rest graded",
+            )
+        )
         self.skip.append(current)
-        self.emit(Event("note", text=f"attempt {self.attempts} ended in cell {current} ({ended}); graded the rest in a fresh runner"))
+        self.emit(
+            Event(
+                "note",
+                text=f"attempt {self.attempts} ended in cell {current} ({ended}); graded the rest in a fresh runner",
+            )
+        )
         return False
 
     # ---- the checks
     def provide(self, request: pytest.FixtureRequest) -> RemoteSubmission:
         if not self.runner.alive and not self.start_runner():
-            pytest.fail("the runner for your notebook could not be started again (it kept hanging or crashing)", pytrace=False)
+            pytest.fail(
+                "the runner for your notebook could not be started again (it kept hanging or crashing)", pytrace=False
+            )
         return RemoteSubmission(self.runner, self.state)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        checks = [CheckRecord(i.nodeid, i.name, _exercise(i), self.collector.is_hidden(i) if self.collector else False, "")
-                  for i in session.items]
+        checks = [
+            CheckRecord(i.nodeid, i.name, _exercise(i), self.collector.is_hidden(i) if self.collector else False, "")
+            for i in session.items
+        ]
         self.emit(Event("collected", checks=checks))
 
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
@@ -174,12 +198,28 @@ class Checker:
 
     def on_result(self, result: Result) -> None:
         if result.nodeid in self._timed_out():
-            result.message = (f"this check did not finish within {self.limits.check_seconds:g} s — does your code loop "
-                              "forever or wait for something that never comes?")
+            result.message = (
+                f"this check did not finish within {self.limits.check_seconds:g} s — does your code loop "
+                "forever or wait for something that never comes?"
+            )
         elif result.status == CRASHED:
             result.message = f"the process running your code stopped during this check ({self.runner.stop()})"
-        self.emit(Event("result", checks=[CheckRecord(result.nodeid, result.name, result.exercise, result.hidden,
-                                                       result.status, result.message, result.seconds)]))
+        self.emit(
+            Event(
+                "result",
+                checks=[
+                    CheckRecord(
+                        result.nodeid,
+                        result.name,
+                        result.exercise,
+                        result.hidden,
+                        result.status,
+                        result.message,
+                        result.seconds,
+                    )
+                ],
+            )
+        )
 
 
 def _exercise(item: pytest.Item) -> str:
@@ -199,60 +239,11 @@ def shared_folder(root: Path) -> Path:
     """The folder checks put files in for the learner's code (bound read-only into the sandbox)."""
     folder = root / "share"
     folder.mkdir(mode=0o755, exist_ok=True)
-    os.chmod(folder, 0o755)
+    os.chmod(folder, 0o755)  # noqa: S103 - the sandbox's user reads what checks put here (it is read-only there)
     return folder
 
 
 # --------------------------------------------------------------------------- the checker process
-
-
-PYTEST_EXTRA = (
-    "-p", "no:unraisableexception",  # its gc passes cost more than a lab's checks
-    "-p", "no:threadexception",
-    "-p", "no:junitxml",
-    "-p", "no:pastebin",
-    "-p", "no:doctest",
-)
-
-
-def check_paths(lab: str | None, hidden: list[str]) -> list[Path]:
-    """The check files of a lab: its own file(s) in tests/labs plus the hidden folders."""
-    from streamcourse.checking import CHECKS_DIR
-
-    own = sorted(CHECKS_DIR.glob(f"test_{lab}_*.py")) if lab else []
-    return [*(own or [CHECKS_DIR]), *map(Path, hidden)]
-
-
-class _Capped(io.TextIOBase):
-    """Keeps the first ``limit`` characters written, drops the rest: pytest's own output, bounded."""
-
-    def __init__(self, limit: int = 64 * 1024) -> None:
-        self.limit, self.size = limit, 0
-
-    def write(self, text: str) -> int:
-        self.size += len(text)
-        return len(text)
-
-
-def collect(labs: list[str], exercises: dict[str, list[str]], hidden: list[str]) -> tuple[list[str], dict[str, list[CheckRecord]]]:
-    """Import the labs' check files (in the engine, before forking) and learn which checks each lab has."""
-    from streamcourse.checking import run_checks
-
-    known = [lab for lab in labs if lab in exercises]
-    if not known:
-        return [], {}
-    collector = Collector(hidden)
-    paths: list[Path] = []
-    for lab in known:
-        paths += [p for p in check_paths(lab, hidden) if p not in paths]
-    run = run_checks(None, [e for lab in known for e in exercises[lab]], paths,
-                     extra_args=["--collect-only", *PYTEST_EXTRA], collector=collector, output=_Capped())
-    expected: dict[str, list[CheckRecord]] = {lab: [] for lab in known}
-    for item in collector.collected:
-        lab = _exercise(item).split(".")[0]
-        if lab in expected:
-            expected[lab].append(CheckRecord(item.nodeid, item.name, _exercise(item), collector.is_hidden(item), ""))
-    return list(run.collect_errors), expected
 
 
 def checker_process(job: Job, slot: int, spec: GradingSpec, root: Path, write_fd: int) -> None:
@@ -289,16 +280,25 @@ def grade_one(job: Job, slot: int, spec: GradingSpec, private: Path, emit: Calla
     from streamcourse.checking import run_checks
 
     notebook = _copy_in(Path(job.path), private)
+    if notebook is None:
+        too_big = f"{Path(job.path).name} is too big to be a notebook (over 20 MB)"
+        emit(Event("lab", lab=notebooks.lab_in_name(job.path), text=too_big))
+        emit(Event("finished", count=0))
+        return
     checker = Checker(notebook, shared_folder(private), spec.limits, spec.isolated, slot, emit)
     try:
-        if notebook is None:
-            emit(Event("lab", lab=notebooks.lab_in_name(job.path), text=f"{Path(job.path).name} is too big to be a notebook (over 20 MB)"))
-        elif checker.start_runner() and checker.state.lab in spec.labs and not checker.state.unreadable:
-            collector = Collector(spec.hidden, on_result=checker.on_result)
-            checker.collector = collector
-            run_checks(exercises=spec.labs[checker.state.lab], check_dirs=check_paths(checker.state.lab, spec.hidden),
-                       extra_args=["--basetemp", str(checker.runner.shared / "pytest"), *PYTEST_EXTRA],
-                       plugins=[checker], collector=collector, provide=checker.provide, output=_Capped())
+        lab = checker.state.lab if checker.start_runner() else None
+        if lab in spec.labs and lab is not None and not checker.state.unreadable:
+            checker.collector = Collector(spec.hidden, on_result=checker.on_result)
+            run_checks(
+                exercises=spec.labs[lab],
+                check_dirs=check_paths(lab, spec.hidden),
+                extra_args=["--basetemp", str(checker.runner.shared / "pytest"), *PYTEST_EXTRA],
+                plugins=[checker],
+                collector=checker.collector,
+                provide=checker.provide,
+                output=Capped(),
+            )
     finally:
         checker.runner.stop()
         emit(Event("finished", count=checker.attempts))

@@ -43,7 +43,7 @@ from streamcourse.results import (
     exercise_of,
     failure_message,
 )
-from streamcourse.server import Server
+from streamcourse.server import Served
 
 __all__ = [
     "failure_message",
@@ -165,7 +165,9 @@ def within(seconds: float, fn: Callable[..., Any], *args: Any, what: str = "your
     worker.start()
     worker.join(seconds)
     if worker.is_alive():
-        pytest.fail(f"{what} did not finish within {seconds:g} s — does it read more of its input than it needs?", pytrace=False)
+        pytest.fail(
+            f"{what} did not finish within {seconds:g} s — does it read more of its input than it needs?", pytrace=False
+        )
     if "error" in box:
         raise box["error"]
     return box.get("value")
@@ -187,11 +189,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--notebook", help="check this notebook instead of the solution")
     group.addoption("--notebook-dir", help="check the labNN_*.ipynb notebooks of this folder (default: solutions/)")
     group.addoption("--exercise", action="append", default=[], help="run only this exercise's checks (repeatable)")
-    group.addoption("--also-run", action="append", default=[], help="a Python file run after the notebook (e.g. a known wrong answer)")
+    group.addoption(
+        "--also-run",
+        action="append",
+        default=[],
+        help="a Python file run after the notebook (e.g. a known wrong answer)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "exercise(id): the exercise a check belongs to, e.g. 'lab01.batched'")
+    config.addinivalue_line(
+        "markers",
+        "behaviour(why): pins a plain behaviour every answer must have, so it need "
+        "not reject a known wrong answer (validate asks every other check to reject one)",
+    )
     config._streamcourse_cache = {}  # type: ignore[attr-defined]
 
 
@@ -233,9 +245,9 @@ def submission(request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture
-def servers() -> Iterator[list[Server]]:
+def servers() -> Iterator[list[Served]]:
     """Servers a check starts (append them); all stopped when it ends, even when it fails."""
-    started: list[Server] = []
+    started: list[Served] = []
     yield started
     stopping = [threading.Thread(target=server.stop) for server in started]  # each stop waits ~0.1 s: together
     for thread in stopping:
@@ -254,14 +266,21 @@ def _pytest_args(exercises: Iterable[str], check_dirs: Iterable[Path]) -> list[s
     return args + [
         "-q",
         "--capture=no",
-        "-p", "no:cacheprovider",
-        "-p", "no:faulthandler",
-        "-p", "no:timeout",
-        "-p", "streamcourse.checking",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:faulthandler",
+        "-p",
+        "no:timeout",
+        "-p",
+        "streamcourse.checking",
         "--import-mode=importlib",
-        "--rootdir", str(CHECKS_DIR),
-        "-c", str(CHECKS_DIR / "checks.ini"),
-        "-W", "ignore::pytest.PytestUnraisableExceptionWarning",
+        "--rootdir",
+        str(CHECKS_DIR),
+        "-c",
+        str(CHECKS_DIR / "checks.ini"),
+        "-W",
+        "ignore::pytest.PytestUnraisableExceptionWarning",
     ]
 
 
@@ -374,6 +393,25 @@ def _said(result: Result) -> str:
     return f"{result.status}: {result.message}" if result.message else result.status
 
 
+class _Worker:
+    """The check run started last in this kernel: a thread cannot be stopped from outside, so one at a time."""
+
+    thread: threading.Thread | None = None
+    exercise = ""
+
+
+def _still_running(exercise: str) -> Report | None:
+    if _Worker.thread is None or not _Worker.thread.is_alive():
+        return None
+    return Report(
+        exercise,
+        [],
+        f"the checks of {_Worker.exercise} from an earlier check() are still running in this "
+        "kernel (your code there has not returned), and a second run beside them would mix up their "
+        "results. Restart the kernel (Kernel → Restart Kernel), run the lab's cells again, then check again.",
+    )
+
+
 class _Progress:
     """A pytest plugin that counts finished checks, so the kernel can show a live count while they run."""
 
@@ -389,20 +427,37 @@ class _Progress:
             self.done += 1
 
 
+#: Called as ``on_progress(checks done, checks collected, seconds so far)``.
+Progress = Callable[[int, int, float], None]
+
+
+def _wait(worker: threading.Thread, timeout: float, progress: _Progress, on_progress: Progress | None) -> None:
+    """Join ``worker`` for up to ``timeout`` s, reporting progress from this thread about four times a second."""
+    started = time.monotonic()
+    while worker.is_alive() and (left := timeout - (time.monotonic() - started)) > 0:
+        worker.join(min(0.25, left))
+        if on_progress is not None and worker.is_alive():
+            on_progress(progress.done, progress.total, time.monotonic() - started)
+
+
 def check_report(
     exercise: str,
     namespace: Namespace | None = None,
     timeout: float = CHECK_TIMEOUT,
-    on_progress: Callable[[int, int, float], None] | None = None,
+    on_progress: Progress | None = None,
 ) -> Report:
     """Run one exercise's checks against ``namespace`` (default: the caller's kernel) in a worker thread.
 
-    ``on_progress(done, total, seconds)`` is called from the CALLING thread about
-    four times a second while the checks run (a kernel shows it as a live count).
+    ``on_progress`` is called from the CALLING thread while the checks run (a kernel shows a live count).
     """
+    refused = _still_running(exercise)
+    if refused is not None:
+        return refused
     namespace = namespace or kernel_namespace()
     # hypothesis keeps caches in ./.hypothesis: keep the learner's lab folder clean
-    os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "streamcourse-hypothesis"))
+    os.environ.setdefault(
+        "HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "streamcourse-hypothesis")
+    )
     box: dict[str, Run] = {}
     progress = _Progress()
     worker = threading.Thread(
@@ -410,14 +465,15 @@ def check_report(
         daemon=True,
         name="streamcourse-check",
     )
-    started = time.monotonic()
+    _Worker.thread, _Worker.exercise = worker, exercise
     worker.start()
-    while worker.is_alive() and time.monotonic() - started < timeout:
-        worker.join(min(0.25, max(0.0, timeout - (time.monotonic() - started))))
-        if on_progress is not None and worker.is_alive():
-            on_progress(progress.done, progress.total, time.monotonic() - started)
+    _wait(worker, timeout, progress, on_progress)
     if worker.is_alive():
-        return Report(exercise, [], f"the checks did not finish within {timeout:g} s — does your code loop forever or wait for something that never comes? Interrupt the kernel, fix it, and check again.")
+        return Report(
+            exercise,
+            [],
+            f"the checks did not finish within {timeout:g} s — does your code loop forever or wait for something that never comes? Restart the kernel (interrupting it cannot stop a check run), fix your code, and check again.",
+        )
     run = box["run"]
     if run.collect_errors:
         return Report(exercise, [], "the checks could not be loaded: " + "; ".join(run.collect_errors))
@@ -425,21 +481,26 @@ def check_report(
         return Report(exercise, [], f"no checks for {exercise!r}; known exercises: {', '.join(run.exercises)}")
     if not run.ran_all:  # never report a partial run as a pass
         last = run.output.strip().splitlines()[-1:] or ["no output"]
-        return Report(exercise, [], f"only {len(run.results)} of {len(run.collected)} checks ran before the check run stopped ({last[0]}). Run the check again; if it keeps happening, restart the kernel.")
+        return Report(
+            exercise,
+            [],
+            f"only {len(run.results)} of {len(run.collected)} checks ran before the check run stopped ({last[0]}). Run the check again; if it keeps happening, restart the kernel.",
+        )
     return Report(exercise, run.results)
 
 
 def check(exercise: str) -> None:
     """Run the checks of ``exercise`` against this kernel's definitions and show what passed.
 
-    In a kernel a live line counts the checks as they finish, then the report replaces it.
+    In a kernel a live line counts the checks as they finish; the report then replaces it.
     """
     try:
         from IPython import get_ipython
         from IPython.display import HTML, display
     except ImportError:  # pragma: no cover
-        get_ipython = None  # type: ignore[assignment]
-    if get_ipython is None or get_ipython() is None:
+        print(check_report(exercise))
+        return
+    if get_ipython() is None:
         print(check_report(exercise))
         return
     live = display(HTML(f"checking {html.escape(exercise)}…"), display_id=True)

@@ -32,7 +32,7 @@ import pytest
 from httpx_sse import aconnect_sse
 
 from streamcourse import browser, llm
-from streamcourse.server import Server, serve
+from streamcourse.server import Served, serve
 
 __all__ = [
     "Model",
@@ -139,18 +139,20 @@ def raw_get(url: str, timeout: float = 10.0) -> RawReply:
         reader = sock.makefile("rb")
         status = int(reader.readline().split()[1])
         headers: dict[str, str] = {}
-        while (line := reader.readline().strip()):
+        while line := reader.readline().strip():
             name, _, value = line.decode("latin-1").partition(":")
             headers[name.strip().lower()] = value.strip()
         if headers.get("transfer-encoding", "").lower() != "chunked":
             body = reader.read(int(headers.get("content-length", "0")))
-            return RawReply(status, headers, [body] if body else [], len(body) == int(headers.get("content-length", "0")))
+            return RawReply(
+                status, headers, [body] if body else [], len(body) == int(headers.get("content-length", "0"))
+            )
         return RawReply(status, headers, *_read_chunks(reader))
 
 
 def _read_chunks(reader: Any) -> tuple[list[bytes], bool]:
     chunks: list[bytes] = []
-    while (size_line := reader.readline()):
+    while size_line := reader.readline():
         size = int(size_line.split(b";")[0], 16)
         if size == 0:
             return chunks, True
@@ -176,9 +178,11 @@ def chromium(*extra_args: str) -> Iterator[Any]:
 
     # Chromium puts a Unix socket in $TMPDIR, and a socket's path must stay under 108 bytes:
     # the grader's checkers work in deep folders, so the browser gets a short one of its own.
-    with tempfile.TemporaryDirectory(prefix="chr-", dir="/tmp" if os.path.isdir("/tmp") else None) as short, \
-            sync_playwright() as playwright:
-        launched = playwright.chromium.launch(**browser.launch_options(*extra_args), env={**os.environ, "TMPDIR": short})
+    short_root = "/tmp" if os.path.isdir("/tmp") else None  # noqa: S108 - mkdtemp makes a private folder in it
+    with tempfile.TemporaryDirectory(prefix="chr-", dir=short_root) as short, sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            **browser.launch_options(*extra_args), env={**os.environ, "TMPDIR": short}
+        )
         try:
             yield launched
         finally:
@@ -192,7 +196,7 @@ def chromium(*extra_args: str) -> Iterator[Any]:
 class Model:
     """The embedded OpenAI-compatible model a check started, and its record of every generation."""
 
-    server: Server
+    server: Served
     app: Any
 
     @property
@@ -215,7 +219,7 @@ class Model:
         return found[0]
 
 
-def start_model(servers: list[Server], name: str = "check-llm", **pacing: Any) -> Model:
+def start_model(servers: list[Served], name: str = "check-llm", **pacing: Any) -> Model:
     """Serve a fresh embedded model (``llm.make_app(**pacing)``) for one check."""
     app = llm.make_app(**pacing)
     server = serve(app, name=f"{name}-{uuid.uuid4().hex[:8]}")
@@ -249,7 +253,7 @@ class Reply:
 
     @property
     def content_type(self) -> str:
-        return self.headers.get("content-type", "")
+        return str(self.headers.get("content-type", ""))
 
     def payload(self, index: int, *keys: str) -> dict[str, Any]:
         """The JSON object in event ``index``'s data, with ``keys``; a failure that shows the shape otherwise."""

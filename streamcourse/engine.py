@@ -28,34 +28,30 @@ import os
 import selectors
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]  # see streamcourse.runner
-
-from streamcourse import pacing, processes  # noqa: E402
-from streamcourse.checking import REPO  # noqa: E402
-from streamcourse.intake import lab_hints  # noqa: E402
-from streamcourse.records import (  # noqa: E402
-    CellRecord, CheckRecord, Event, GradingSpec, Job, Limits, RecordError, SubmissionRecord, load,
+from streamcourse import processes
+from streamcourse.records import (
+    CellRecord,
+    CheckRecord,
+    Event,
+    GradingSpec,
+    Job,
+    Limits,
+    RecordError,
+    SubmissionRecord,
+    load,
 )
-from streamcourse.results import CRASHED, NOT_RUN, TIMED_OUT  # noqa: E402
+from streamcourse.results import CRASHED, NOT_RUN, TIMED_OUT
 
-__all__ = ["SubmissionState", "Engine", "EngineError", "run_engine", "main"]
-
-#: Environment variables the engine may see (everything else, secrets included, is dropped).
-ENV_KEEP = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "STREAMCOURSE_SPEED")
-
-
-class EngineError(RuntimeError):
-    """The engine stopped or failed; the records it finished were already passed to ``on_done``."""
+__all__ = ["SubmissionState", "Engine", "main"]
 
 GRACE = 2.0  # seconds past a submission's budget before its checker is killed from outside
 MAX_EVENT = 1 << 20  # bytes of one checker event line
@@ -108,15 +104,28 @@ class SubmissionState:
         if self.current and self.current not in self.checks and ended:
             seconds = now - self.current_since
             out_of_time = ended.startswith(TIMED_OUT)
-            message = (f"your submission used up all its {self.limits.timeout:g} s during this check" if out_of_time
-                       else f"grading stopped during this check ({ended})")
+            message = (
+                f"your submission used up all its {self.limits.timeout:g} s during this check"
+                if out_of_time
+                else f"grading stopped during this check ({ended})"
+            )
             known = next((c for c in self._planned() if c.nodeid == self.current), None)
             if known is not None:
-                self.checks[known.nodeid] = dataclasses.replace(known, status=TIMED_OUT if out_of_time else CRASHED,
-                                                                message=message, seconds=round(seconds, 3))
+                self.checks[known.nodeid] = dataclasses.replace(
+                    known, status=TIMED_OUT if out_of_time else CRASHED, message=message, seconds=round(seconds, 3)
+                )
         return SubmissionRecord(
-            self.job.id, self.job.path, self.job.learner, self.lab, self.unreadable,
-            [self.cells[i] for i in sorted(self.cells)], self._all_checks(ended), [], self.notes, self.attempts, ended,
+            self.job.id,
+            self.job.path,
+            self.job.learner,
+            self.lab,
+            self.unreadable,
+            [self.cells[i] for i in sorted(self.cells)],
+            self._all_checks(ended),
+            [],
+            self.notes,
+            self.attempts,
+            ended,
             round(now - self.started, 3),
         )
 
@@ -128,8 +137,11 @@ class SubmissionState:
         for planned in self._planned():
             done = self.checks.get(planned.nodeid)
             if done is None:
-                why = (f"your submission {'ran out of time' if ended.startswith(TIMED_OUT) else 'stopped'} before this check"
-                       if ended else self.unreadable or "this check was collected but never ran")
+                why = (
+                    f"your submission {'ran out of time' if ended.startswith(TIMED_OUT) else 'stopped'} before this check"
+                    if ended
+                    else self.unreadable or "this check was collected but never ran"
+                )
                 done = dataclasses.replace(planned, status=NOT_RUN, message=why)
             checks.append(done)
         return checks
@@ -157,9 +169,9 @@ class Engine:
         self.selector = selectors.DefaultSelector()
 
     def warm_up(self) -> list[str]:
-        from streamcourse import checker
+        from streamcourse import labchecks
 
-        errors, self.expected = checker.collect(self.spec.hints, self.spec.labs, self.spec.hidden)
+        errors, self.expected = labchecks.collect(self.spec.hints, self.spec.labs, self.spec.hidden)
         processes.freeze_heap()
         processes.become_subreaper()
         return errors
@@ -244,97 +256,6 @@ class Engine:
         free.append(child.slot)
         free.sort()
         self.emit({"event": "done", "record": dataclasses.asdict(record)})
-
-
-# --------------------------------------------------------------------------- grade's side
-
-
-def _engine_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k in ENV_KEEP or k.startswith("LC_")}
-    env.setdefault("PATH", "/usr/bin:/bin")
-    env.setdefault(pacing.ENV, pacing.CHECKING_SPEED)
-    env.update(
-        PYTHONPATH=str(REPO),
-        PYTHONDONTWRITEBYTECODE="1",
-        PYTHONUNBUFFERED="1",
-        MALLOC_ARENA_MAX="2",  # threads would each reserve 64 MiB of address space otherwise
-        MPLBACKEND="Agg",
-    )
-    return env
-
-
-def run_engine(
-    submissions: list[Any],
-    labs: dict[str, list[str]],
-    check_dirs: Iterable[str | Path] = (),
-    jobs: int | None = None,
-    limits: Limits | None = None,
-    isolated: bool = True,
-    on_done: Callable[[SubmissionRecord], None] | None = None,
-) -> tuple[list[SubmissionRecord], dict[str, Any]]:
-    """Grade ``submissions`` (each with ``.path`` and ``.learner``) in an engine process; one record each, and its ready info.
-
-    This is the one seam between the class-level grader and the engine: it
-    starts ``python -m streamcourse.engine`` with a scrubbed environment, sends
-    the spec, and calls ``on_done(record)`` as each submission is done.
-    """
-    spec = GradingSpec(
-        jobs=[Job(i, str(s.path), s.learner) for i, s in enumerate(submissions)],
-        labs=labs,
-        hidden=[str(Path(d).resolve()) for d in check_dirs],
-        workers=max(1, jobs or os.cpu_count() or 1),
-        limits=limits or Limits(),
-        isolated=isolated,
-        hints=sorted({lab for s in submissions for lab in lab_hints(s.path)}),
-    )
-    root = tempfile.mkdtemp(prefix="streamcourse-grade-")
-    env = _engine_env()
-    env.update(HOME=root, TMPDIR=root)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamcourse.engine"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env=env,
-        cwd=root,
-        start_new_session=True,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    records: dict[int, SubmissionRecord] = {}
-    ready: dict[str, Any] = {}
-    try:
-        proc.stdin.write((json.dumps(dataclasses.asdict(spec)) + "\n").encode())
-        proc.stdin.flush()  # stdin stays open: the engine stops when the grader goes away
-        for raw in proc.stdout:
-            try:
-                event = json.loads(raw)
-            except json.JSONDecodeError:
-                continue
-            if event.get("event") == "ready":
-                ready = event
-            elif event.get("event") == "done":
-                try:
-                    record = load(SubmissionRecord, json.dumps(event["record"]))
-                except RecordError as exc:
-                    raise EngineError(f"the grading engine sent an unreadable record ({exc})") from None
-                records[record.id] = record
-                if on_done:
-                    on_done(record)
-            elif event.get("event") == "fatal":
-                raise EngineError("the grading engine failed: " + str(event.get("error", "?")))
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            try:
-                proc.stdin.close()  # the engine stops its checkers and exits when its input closes
-                proc.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(root, ignore_errors=True)
-    missing = [s for i, s in enumerate(submissions) if i not in records]
-    if missing:
-        raise EngineError(f"the grading engine stopped (status {proc.returncode}) before grading {len(missing)} submission(s)")
-    return [records[i] for i in range(len(submissions))], ready
 
 
 def main() -> int:

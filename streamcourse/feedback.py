@@ -34,15 +34,24 @@ def _mark(status: str) -> str:
 
 
 def _head(grade: Grade) -> list[str]:
-    lines = [f"# {grade.lab} — {grade.points:g} / {grade.max_points:g} points", "", f"Graded: `{file_label(grade.path)}`", ""]
+    lines = [
+        f"# {grade.lab} — {grade.points:g} / {grade.max_points:g} points",
+        "",
+        f"Graded: `{file_label(grade.path)}`",
+        "",
+    ]
     if grade.problem:
         lines += [f"**Your notebook could not be graded:** {grade.problem}", ""]
     if grade.late:
         lines += [f"**Late policy:** {grade.late.note}", ""]
     problems = [c for c in grade.cells if c.status != PASSED]
     if problems:
-        lines += ["## While your notebook ran", "",
-                  "Your notebook runs top to bottom before the checks; a cell that fails or hangs is skipped and the rest still counts.", ""]
+        lines += [
+            "## While your notebook ran",
+            "",
+            "Your notebook runs top to bottom before the checks; a cell that fails or hangs is skipped and the rest still counts.",
+            "",
+        ]
         lines += [f"- {c.error or f'cell {c.index}: {c.status}'}" for c in problems]
         lines.append("")
     return lines

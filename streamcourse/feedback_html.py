@@ -37,17 +37,27 @@ def _check_rows(exercise: ExerciseGrade) -> str:
     for check in exercise.checks:
         ok = check.status == PASSED
         mark = '<span class="ok">✔</span>' if ok else '<span class="no">✘</span>'
-        words = "" if ok else f'<div class="msg">{_text(check.status)}' + (f": {_text(check.message)}" if check.message else "") + "</div>"
-        rows.append(f"<tr><td>{mark}</td><td>{_text(display_name(check))}{words}</td>"
-                    f'<td class="t">{check.seconds:.2f} s</td></tr>')
+        words = (
+            ""
+            if ok
+            else f'<div class="msg">{_text(check.status)}'
+            + (f": {_text(check.message)}" if check.message else "")
+            + "</div>"
+        )
+        rows.append(
+            f"<tr><td>{mark}</td><td>{_text(display_name(check))}{words}</td>"
+            f'<td class="t">{check.seconds:.2f} s</td></tr>'
+        )
     return "".join(rows)
 
 
 def _exercise(exercise: ExerciseGrade) -> str:
     passed = sum(c.status == PASSED for c in exercise.checks)
-    return (f"<h2>{_text(exercise.exercise)} — {exercise.points:g} / {exercise.max_points:g} points</h2>"
-            f"<p>{passed}/{len(exercise.checks)} checks passed</p>"
-            f"<table><tr><th></th><th>check</th><th class=\"t\">time</th></tr>{_check_rows(exercise)}</table>")
+    return (
+        f"<h2>{_text(exercise.exercise)} — {exercise.points:g} / {exercise.max_points:g} points</h2>"
+        f"<p>{passed}/{len(exercise.checks)} checks passed</p>"
+        f'<table><tr><th></th><th>check</th><th class="t">time</th></tr>{_check_rows(exercise)}</table>'
+    )
 
 
 def _notes(grade: Grade) -> str:
@@ -59,8 +69,10 @@ def _notes(grade: Grade) -> str:
     cells = [c for c in grade.cells if c.status != PASSED]
     if cells:
         items = "".join(f"<li>{_text(c.error or f'cell {c.index}: {c.status}')}</li>" for c in cells)
-        parts.append("<h2>While your notebook ran</h2><p>Your notebook runs top to bottom before the checks; a cell "
-                     f"that fails or hangs is skipped and the rest still counts.</p><ul>{items}</ul>")
+        parts.append(
+            "<h2>While your notebook ran</h2><p>Your notebook runs top to bottom before the checks; a cell "
+            f"that fails or hangs is skipped and the rest still counts.</p><ul>{items}</ul>"
+        )
     return "".join(parts)
 
 
@@ -68,7 +80,7 @@ def page(grade: Grade) -> str:
     """The whole page, self-contained (inline style, no script, nothing loaded)."""
     title = f"{_text(grade.lab)} — {grade.points:g} / {grade.max_points:g} points"
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
         f"<title>{title}</title><style>{_STYLE}</style></head><body>"
         f"<h1>{title}</h1><p>Learner: {_text(grade.learner)} · graded: <code>{_text(file_label(grade.path))}</code></p>"

@@ -31,16 +31,30 @@ from dataclasses import dataclass, replace
 from html import escape
 from pathlib import Path
 
-from streamcourse.untrusted import csv_text
 from streamcourse.scoring import Grade, Identity
+from streamcourse.untrusted import csv_text
 
 __all__ = ["RosterError", "Person", "Roster", "load_roster", "apply_roster", "canvas_csv", "moodle_csv"]
 
-_ALIASES = {"student": "name", "full name": "name", "identifier": "id", "email address": "email",
-            "sis user id": "sis_user_id", "sis login id": "sis_login_id", "section": "section"}
+_ALIASES = {
+    "student": "name",
+    "full name": "name",
+    "identifier": "id",
+    "email address": "email",
+    "sis user id": "sis_user_id",
+    "sis login id": "sis_login_id",
+    "section": "section",
+}
 CANVAS_HEADER = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
-MOODLE_HEADER = ["Identifier", "Full name", "Email address", "Grade", "Maximum Grade", "Last modified (grade)",
-                 "Feedback comments"]
+MOODLE_HEADER = [
+    "Identifier",
+    "Full name",
+    "Email address",
+    "Grade",
+    "Maximum Grade",
+    "Last modified (grade)",
+    "Feedback comments",
+]
 
 
 class RosterError(ValueError):
@@ -69,14 +83,25 @@ class Roster:
 
     @staticmethod
     def _keys(p: Person) -> list[tuple[str, str]]:
-        pairs = [("learner", p.learner), ("id", p.id), ("email", p.email.casefold()), ("login", p.sis_login_id),
-                 ("name", p.name.casefold())]
+        pairs = [
+            ("learner", p.learner),
+            ("id", p.id),
+            ("email", p.email.casefold()),
+            ("login", p.sis_login_id),
+            ("name", p.name.casefold()),
+        ]
         return [pair for pair in pairs if pair[1]]
 
     def find(self, grade: Grade) -> Person:
         who = grade.identity
-        for key in [("learner", grade.learner), ("id", who.lms_id), ("email", who.email.casefold()),
-                    ("login", grade.learner), ("name", who.display.casefold()), ("name", grade.learner.casefold())]:
+        for key in [
+            ("learner", grade.learner),
+            ("id", who.lms_id),
+            ("email", who.email.casefold()),
+            ("login", grade.learner),
+            ("name", who.display.casefold()),
+            ("name", grade.learner.casefold()),
+        ]:
             person = self._index.get(key) if key[1] else None
             if person:
                 return person
@@ -108,9 +133,15 @@ def apply_roster(grades: list[Grade], roster: Roster) -> None:
     for grade in grades:
         person = roster.find(grade)
         who = grade.identity
-        grade.identity = replace(who, display=person.name or who.display, email=person.email or who.email,
-                                 roster_id=person.id, sis_user_id=person.sis_user_id,
-                                 sis_login_id=person.sis_login_id, section=person.section)
+        grade.identity = replace(
+            who,
+            display=person.name or who.display,
+            email=person.email or who.email,
+            roster_id=person.id,
+            sis_user_id=person.sis_user_id,
+            sis_login_id=person.sis_login_id,
+            section=person.section,
+        )
 
 
 def _labs(grades: list[Grade]) -> list[str]:
@@ -135,8 +166,16 @@ def canvas_csv(grades: list[Grade], titles: dict[str, str]) -> tuple[str, list[s
         if not (_canvas_id(who) or who.sis_user_id or who.sis_login_id):
             warnings.append(f"canvas.csv: {learner} has no Canvas ID, SIS User ID or SIS Login ID: give --roster")
         points = {g.lab: g.points for g in mine}
-        rows.append([who.display or learner, _canvas_id(who), who.sis_user_id, who.sis_login_id, who.section,
-                     *[points.get(lab, "") for lab in labs]])
+        rows.append(
+            [
+                who.display or learner,
+                _canvas_id(who),
+                who.sis_user_id,
+                who.sis_login_id,
+                who.section,
+                *[points.get(lab, "") for lab in labs],
+            ]
+        )
     return csv_text(CANVAS_HEADER + [titles.get(lab, lab) for lab in labs], rows), warnings
 
 
@@ -149,7 +188,7 @@ def moodle_csv(grades: list[Grade], graded_at: dt.datetime) -> tuple[dict[str, s
     """One grading worksheet per lab (file name -> text), and a warning per learner without a participant id."""
     sheets: dict[str, str] = {}
     warnings = []
-    stamp = graded_at.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    stamp = graded_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     for lab in _labs(grades):
         rows = []
         for grade in (g for g in grades if g.lab == lab and g.exercises):
@@ -158,7 +197,16 @@ def moodle_csv(grades: list[Grade], graded_at: dt.datetime) -> tuple[dict[str, s
             if not participant:
                 warnings.append(f"moodle-{lab}.csv: {grade.learner} has no Moodle participant id: give --roster")
                 continue
-            rows.append([f"Participant {participant}", who.display or grade.learner, who.email, grade.points,
-                         grade.max_points, stamp, _comment(grade)])
+            rows.append(
+                [
+                    f"Participant {participant}",
+                    who.display or grade.learner,
+                    who.email,
+                    grade.points,
+                    grade.max_points,
+                    stamp,
+                    _comment(grade),
+                ]
+            )
         sheets[f"moodle-{lab}.csv"] = csv_text(MOODLE_HEADER, rows)
     return sheets, warnings

@@ -31,6 +31,7 @@ import os
 import tempfile
 import time
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +83,13 @@ def _course_files(check_dirs: list[Path]) -> dict[str, Path]:
     for name in ("pyproject.toml", "README.md"):
         files[f"course/{name}"] = REPO / name
     for n, folder in enumerate(check_dirs):
-        files.update({f"course/hidden/{n}/{p.relative_to(folder).as_posix()}": p for p in sorted(folder.rglob("*.py"))
-                      if "__pycache__" not in p.parts})
+        files.update(
+            {
+                f"course/hidden/{n}/{p.relative_to(folder).as_posix()}": p
+                for p in sorted(folder.rglob("*.py"))
+                if "__pycache__" not in p.parts
+            }
+        )
     return files
 
 
@@ -94,8 +100,13 @@ def _add(archive: zipfile.ZipFile, name: str, data: bytes, executable: bool = Fa
     archive.writestr(info, data)
 
 
-def build(out: Path, check_dirs: list[Path] = (), labs: list[str] = (), visibility: str = "after_published",
-          timeout: float = 60.0) -> Path:
+def build(
+    out: Path,
+    check_dirs: Sequence[Path] = (),
+    labs: Sequence[str] = (),
+    visibility: str = "after_published",
+    timeout: float = 60.0,
+) -> Path:
     """Write the autograder zip for ``labs`` (default: every lab) to ``out``."""
     specs, warnings = lab_specs()
     if warnings:
@@ -104,8 +115,13 @@ def build(out: Path, check_dirs: list[Path] = (), labs: list[str] = (), visibili
     if unknown:
         raise grading.GradingError(f"--lab {', '.join(unknown)}: not a lab of this course ({', '.join(sorted(specs))})")
     chosen = {lab: specs[lab] for lab in (labs or specs)}
-    config = {"labs": sorted(chosen), "hidden_visibility": visibility, "timeout": timeout,
-              "specs": json.loads(save_specs(chosen)), "hidden": [f"hidden/{n}" for n in range(len(check_dirs))]}
+    config = {
+        "labs": sorted(chosen),
+        "hidden_visibility": visibility,
+        "timeout": timeout,
+        "specs": json.loads(save_specs(chosen)),
+        "hidden": [f"hidden/{n}" for n in range(len(check_dirs))],
+    }
     with zipfile.ZipFile(out, "w") as archive:
         _add(archive, "setup.sh", SETUP_SH.encode(), executable=True)
         _add(archive, "run_autograder", RUN_AUTOGRADER.encode(), executable=True)
@@ -124,34 +140,46 @@ def _tests(exercise: ExerciseGrade, number: int, hidden_visibility: str) -> list
     tests = []
     for n, check in enumerate(exercise.checks, start=1):
         earns = check.status == PASSED and (all_passed or exercise.points > 0)  # all-or-nothing exercises earn 0 each
-        tests.append({
-            "name": untrusted.clean(f"{exercise.exercise}: {display_name(check)}"), "name_format": "text",
-            "number": f"{number}.{n}", "score": round(share if earns else 0.0, 4), "max_score": round(share, 4),
-            "status": "passed" if check.status == PASSED else "failed",
-            "output": untrusted.clean(check.message if check.status != PASSED else "", keep_newlines=True),
-            "output_format": "text", "tags": [exercise.exercise],
-            "visibility": hidden_visibility if check.hidden else "visible",
-        })
+        tests.append(
+            {
+                "name": untrusted.clean(f"{exercise.exercise}: {display_name(check)}"),
+                "name_format": "text",
+                "number": f"{number}.{n}",
+                "score": round(share if earns else 0.0, 4),
+                "max_score": round(share, 4),
+                "status": "passed" if check.status == PASSED else "failed",
+                "output": untrusted.clean(check.message if check.status != PASSED else "", keep_newlines=True),
+                "output_format": "text",
+                "tags": [exercise.exercise],
+                "visibility": hidden_visibility if check.hidden else "visible",
+            }
+        )
     return tests
 
 
-def _summary(grades: list[Grade], labs: list[str], notes: list[str]) -> str:
+def _summary(grades: list[Grade], labs: Sequence[str], notes: Sequence[str]) -> str:
     lines = []
     for lab in labs:
         grade = next((g for g in grades if g.lab == lab and g.exercises), None)
         if grade is None:
             lines.append(f"{lab}: no notebook for {lab} was found in your submission: upload your {lab}_*.ipynb.")
             continue
-        lines.append(f"{lab}: {grade.points:g} / {grade.max_points:g} points" + (f" — {grade.problem}" if grade.problem else ""))
+        lines.append(
+            f"{lab}: {grade.points:g} / {grade.max_points:g} points" + (f" — {grade.problem}" if grade.problem else "")
+        )
         lines += [f"  while your notebook ran: {c.error}" for c in grade.cells if c.status != PASSED]
-    lines += [f"{file_label(g.path)}: not graded here: {g.problem or f'{g.lab} is not part of this assignment'}"
-              for g in grades if g.lab not in labs or not g.exercises]
+    lines += [
+        f"{file_label(g.path)}: not graded here: {g.problem or f'{g.lab} is not part of this assignment'}"
+        for g in grades
+        if g.lab not in labs or not g.exercises
+    ]
     lines += notes
     return untrusted.clean("\n".join(lines), keep_newlines=True)
 
 
-def results(grades: list[Grade], labs: list[str], hidden_visibility: str, seconds: float,
-            notes: list[str] = ()) -> dict[str, Any]:
+def results(
+    grades: list[Grade], labs: Sequence[str], hidden_visibility: str, seconds: float, notes: Sequence[str] = ()
+) -> dict[str, Any]:
     """``results.json`` for the grades of one submission, in Gradescope's documented schema."""
     chosen = [g for g in grades if g.lab in labs and g.exercises]
     tests = []
@@ -160,14 +188,26 @@ def results(grades: list[Grade], labs: list[str], hidden_visibility: str, second
         for exercise in grade.exercises:
             number += 1
             tests += _tests(exercise, number, hidden_visibility)
-    return {"score": round(sum(g.points for g in chosen), 2), "execution_time": int(round(seconds)),
-            "output": _summary(grades, labs, list(notes)), "output_format": "text", "test_output_format": "text",
-            "test_name_format": "text", "stdout_visibility": "hidden", "tests": tests}
+    return {
+        "score": round(sum(g.points for g in chosen), 2),
+        "execution_time": int(round(seconds)),
+        "output": _summary(grades, labs, list(notes)),
+        "output_format": "text",
+        "test_output_format": "text",
+        "test_name_format": "text",
+        "stdout_visibility": "hidden",
+        "tests": tests,
+    }
 
 
 def _failed(why: str) -> dict[str, Any]:
-    return {"score": 0.0, "output": untrusted.clean(f"The autograder could not grade this submission: {why}", True),
-            "output_format": "text", "stdout_visibility": "hidden", "tests": []}
+    return {
+        "score": 0.0,
+        "output": untrusted.clean(f"The autograder could not grade this submission: {why}", True),
+        "output_format": "text",
+        "stdout_visibility": "hidden",
+        "tests": [],
+    }
 
 
 def run(root: Path | None = None) -> int:
@@ -182,11 +222,20 @@ def run(root: Path | None = None) -> int:
         options = grading.GradeOptions(specs=load_specs(json.dumps(config["specs"])))
         limits = grading.Limits(timeout=float(config["timeout"]))
         with tempfile.TemporaryDirectory(prefix="streamcourse-gradescope-") as out:
-            grades = grading.grade([root / "submission"], out, [course / h for h in config["hidden"]], jobs=1,
-                                   limits=limits, progress=False, options=options)
+            grades = grading.grade(
+                [root / "submission"],
+                out,
+                [course / h for h in config["hidden"]],
+                jobs=1,
+                limits=limits,
+                progress=False,
+                options=options,
+            )
             notes = json.loads((Path(out) / "grades.json").read_text(encoding="utf-8")).get("intake", [])
         data = results(grades, config["labs"], config["hidden_visibility"], time.monotonic() - started, notes)
     except (grading.GradingError, OSError, ValueError, KeyError) as exc:
         data, status = _failed(str(exc)), 1
-    (root / "results" / "results.json").write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    (root / "results" / "results.json").write_text(
+        json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     return status

@@ -5,7 +5,7 @@ How a class is graded, one module per step:
 1. **In** (``intake``): notebooks, folders, plain zips and the Canvas, Moodle and
    Gradescope download zips; learners named uniquely for the whole class.
 2. **Share** (``shards``): with ``--shard I/N``, only this machine's learners.
-3. **Run** (``engine.run_engine``, the one seam to the engine): one record per
+3. **Run** (``launch.run_engine``, the one seam to the engine): one record per
    submission, each notebook run in a bubblewrap sandbox and checked by a
    trusted checker (``streamcourse.engine``, ``streamcourse.isolation``). If the
    engine dies mid-class it is started once more for the submissions it had not
@@ -31,25 +31,49 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from streamcourse import gradebook, intake, isolation, policy, shards, untrusted
-from streamcourse.engine import run_engine
+from streamcourse.feedback import feedback_text
 from streamcourse.intake import SubmissionFile, find_submissions
+from streamcourse.launch import run_engine
 from streamcourse.outdir import OutDirError, ReportDir
 from streamcourse.records import Limits, SubmissionRecord, submission_record
+from streamcourse.reports import summary_table, write_reports
 from streamcourse.results import (  # noqa: F401 - re-exported: the statuses are what grades.json reports
-    CHECK_BROKE, CRASHED, ERROR, FAILED, HIDDEN_GENERIC, NOT_GRADED, NOT_RUN, PASSED, TIMED_OUT,
+    CHECK_BROKE,
+    CRASHED,
+    ERROR,
+    FAILED,
+    HIDDEN_GENERIC,
+    NOT_GRADED,
+    NOT_RUN,
+    PASSED,
+    TIMED_OUT,
 )
 from streamcourse.scoring import ExerciseSpec, Grade, Identity, best_per_lab, grade_records, lab_specs, score
-from streamcourse.reports import summary_table, write_reports
-from streamcourse.feedback import feedback_text
 
-__all__ = ["GradingError", "Limits", "SubmissionFile", "ExerciseSpec", "Grade", "GradeOptions", "find_submissions",
-           "lab_specs", "run_engine", "score", "write_reports", "feedback_text", "summary_table", "grade", "main",
-           "NOT_ISOLATED"]
+__all__ = [
+    "GradingError",
+    "Limits",
+    "SubmissionFile",
+    "ExerciseSpec",
+    "Grade",
+    "GradeOptions",
+    "find_submissions",
+    "lab_specs",
+    "run_engine",
+    "score",
+    "write_reports",
+    "feedback_text",
+    "summary_table",
+    "grade",
+    "main",
+    "NOT_ISOLATED",
+]
 
 NOT_ISOLATED = "graded WITHOUT isolation (--no-isolation): learner code ran outside the sandbox, as the instructor"
 
@@ -74,11 +98,19 @@ class GradeOptions:
 
     def config(self, check_dirs: list[Path]) -> dict[str, Any]:
         """What shards must share to be merged (kept in grades.json)."""
-        late = self.late and {"due": self.late.due.isoformat(), "rate": self.late.rate,
-                              "period": self.late.period.total_seconds(), "cap": self.late.cap,
-                              "extensions": {k: v.isoformat() for k, v in sorted(self.late.extensions.items())}}
-        return {"checks": [_digest(d) for d in check_dirs], "late_policy": late or None,
-                "gradebooks": sorted(self.gradebooks), "assignments": dict(sorted(self.assignments.items()))}
+        late = self.late and {
+            "due": self.late.due.isoformat(),
+            "rate": self.late.rate,
+            "period": self.late.period.total_seconds(),
+            "cap": self.late.cap,
+            "extensions": {k: v.isoformat() for k, v in sorted(self.late.extensions.items())},
+        }
+        return {
+            "checks": [_digest(d) for d in check_dirs],
+            "late_policy": late or None,
+            "gradebooks": sorted(self.gradebooks),
+            "assignments": dict(sorted(self.assignments.items())),
+        }
 
 
 def _digest(folder: Path) -> str:
@@ -123,9 +155,17 @@ def _key(record: SubmissionRecord, todo: list[SubmissionFile]) -> str:
     return paths[record.id] if 0 <= record.id < len(paths) else ""
 
 
-def _run_class(engine: Engine, subs: list[SubmissionFile], labs: dict[str, list[str]], check_dirs: list[Path],
-               jobs: int | None, limits: Limits | None, isolated: bool, progress: _Progress,
-               warnings: list[str]) -> tuple[list[SubmissionRecord], bool]:
+def _run_class(
+    engine: Engine,
+    subs: list[SubmissionFile],
+    labs: dict[str, list[str]],
+    check_dirs: list[Path],
+    jobs: int | None,
+    limits: Limits | None,
+    isolated: bool,
+    progress: _Progress,
+    warnings: list[str],
+) -> tuple[list[SubmissionRecord], bool]:
     """A record for every submission; True when the engine graded at least one itself."""
     done: dict[str, SubmissionRecord] = {}
     failure = ""
@@ -154,8 +194,12 @@ def _run_class(engine: Engine, subs: list[SubmissionFile], labs: dict[str, list[
     for sub in subs:
         if str(sub.path) not in done:
             hints = intake.lab_hints(sub.path)
-            done[str(sub.path)] = not_graded(str(sub.path), sub.learner, min(hints) if len(hints) == 1 else None,
-                                             f"the grading engine stopped ({failure})")
+            done[str(sub.path)] = not_graded(
+                str(sub.path),
+                sub.learner,
+                min(hints) if len(hints) == 1 else None,
+                f"the grading engine stopped ({failure})",
+            )
             progress.step()
     engine_graded = any(r.ended != NOT_GRADED for r in done.values())
     return [done[str(s.path)] for s in subs], engine_graded
@@ -164,8 +208,13 @@ def _run_class(engine: Engine, subs: list[SubmissionFile], labs: dict[str, list[
 # --------------------------------------------------------------------------- one class
 
 
-def _grades(records: list[SubmissionRecord], subs: list[SubmissionFile], specs: dict[str, list[ExerciseSpec]],
-            check_dirs: list[Path], options: GradeOptions) -> list[Grade]:
+def _grades(
+    records: list[SubmissionRecord],
+    subs: list[SubmissionFile],
+    specs: dict[str, list[ExerciseSpec]],
+    check_dirs: list[Path],
+    options: GradeOptions,
+) -> list[Grade]:
     by_path = {str(s.path): s for s in subs}
     grades = grade_records(records, specs, check_dirs)
     for grade in grades:
@@ -223,19 +272,35 @@ def grade(
         subs = options.shard.select(found.submissions) if options.shard else found.submissions
         if not isolated:
             warnings.append(NOT_ISOLATED)
-        records, engine_graded = _run_class(engine or run_engine, subs, {lab: [e.id for e in ex] for lab, ex in specs.items()},
-                                            dirs, jobs, limits, isolated, _Progress(len(subs), progress), warnings)
+        records, engine_graded = _run_class(
+            engine or run_engine,
+            subs,
+            {lab: [e.id for e in ex] for lab, ex in specs.items()},
+            dirs,
+            jobs,
+            limits,
+            isolated,
+            _Progress(len(subs), progress),
+            warnings,
+        )
         grades = _grades(records, subs, specs, dirs, options)
-        meta = {"graded_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                "seconds": round(time.monotonic() - started, 2), "isolated": isolated, "warnings": warnings,
-                "limits": dataclasses.asdict(limits or Limits()), "intake": found.notes,
-                "config": options.config(dirs)}
+        meta = {
+            "graded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "seconds": round(time.monotonic() - started, 2),
+            "isolated": isolated,
+            "warnings": warnings,
+            "limits": dataclasses.asdict(limits or Limits()),
+            "intake": found.notes,
+            "config": options.config(dirs),
+        }
         if options.shard:
             meta["shard"] = {"index": options.shard.index, "of": options.shard.of}
         write_reports(grades, target, meta)
     if subs and not engine_graded:
-        raise GradingError(f"the grading engine graded nothing ({warnings[-1]}); the reports in {target.out} "
-                           "list every submission as not graded")
+        raise GradingError(
+            f"the grading engine graded nothing ({warnings[-1]}); the reports in {target.out} "
+            "list every submission as not graded"
+        )
     return grades
 
 
@@ -256,8 +321,10 @@ def options_from_args(args: argparse.Namespace) -> GradeOptions:
         options.roster = gradebook.load_roster(Path(args.roster))
     due, penalty = getattr(args, "due", None), getattr(args, "late_penalty", None)
     if bool(due) != bool(penalty):
-        raise GradingError("--due and --late-penalty go together: give both (e.g. --due 2025-03-01T23:59 --late-penalty 10%/day)")
-    if due:
+        raise GradingError(
+            "--due and --late-penalty go together: give both (e.g. --due 2025-03-01T23:59 --late-penalty 10%/day)"
+        )
+    if due and penalty:
         when = policy.parse_due(due)
         rate, period = policy.parse_penalty(penalty)
         cap = policy.parse_share(args.late_max, "--late-max") if getattr(args, "late_max", None) else 1.0
@@ -271,13 +338,18 @@ def _print_outcome(grades: list[Grade], out: Path, seconds: float) -> None:
     print(f"\n{len(grades)} submission(s) graded in {seconds:.1f} s; reports in {out}")
     missing = [g for g in grades if g.problem.startswith("not graded")]
     if missing:
-        print(f"{len(missing)} NOT graded (the engine stopped): " + ", ".join(untrusted.terminal(g.learner) for g in missing[:10]))
+        print(
+            f"{len(missing)} NOT graded (the engine stopped): "
+            + ", ".join(untrusted.terminal(g.learner) for g in missing[:10])
+        )
     flagged = [g for g in grades if g.flags]
     if flagged:
         print(f"{len(flagged)} flagged for the instructor (see 'flags' in grades.json):")
         for g in flagged:
             more = f" (+{len(g.flags) - 1} more)" if len(g.flags) > 1 else ""
-            print(f"  {untrusted.terminal(g.learner)}/{untrusted.terminal(g.lab)}: {untrusted.terminal(g.flags[0])[:160]}{more}")
+            print(
+                f"  {untrusted.terminal(g.learner)}/{untrusted.terminal(g.lab)}: {untrusted.terminal(g.flags[0])[:160]}{more}"
+            )
     data = shards.read_run(out)
     if data.get("isolated") is False:
         print(f"WARNING: {NOT_ISOLATED}")
@@ -291,8 +363,15 @@ def main(args: argparse.Namespace) -> int:
     limits = Limits(timeout=float(args.timeout))
     try:
         options = options_from_args(args)
-        grades = grade(args.submissions, args.out, args.checks, args.jobs, limits, options=options,
-                       isolated=not getattr(args, "no_isolation", False))
+        grades = grade(
+            args.submissions,
+            args.out,
+            args.checks,
+            args.jobs,
+            limits,
+            options=options,
+            isolated=not getattr(args, "no_isolation", False),
+        )
     except (GradingError, policy.PolicyError, gradebook.RosterError, shards.ShardError) as exc:
         print(f"streamcourse grade: {untrusted.terminal(exc)}", file=sys.stderr)
         return 2

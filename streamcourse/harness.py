@@ -67,7 +67,6 @@ def release_free_memory() -> None:
         pass
 
 
-
 def relay_behind(middleware: Any, model_url: str, **options: Any) -> FastAPI:
     """A relay to the model at ``model_url``, wrapped in ``middleware(app, **options)`` (lab 12).
 
@@ -85,7 +84,8 @@ def relay_behind(middleware: Any, model_url: str, **options: Any) -> FastAPI:
 
     async def open_stream(prompt: str) -> Any:
         return await client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}], stream=True)
+            model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}], stream=True
+        )
 
     @app.get("/chat")
     async def chat(prompt: str) -> StreamingResponse:
@@ -151,7 +151,9 @@ def csv_download_app(
     return app
 
 
-def ndjson_app(ndjson_rows: Callable[[AsyncIterable[Any]], Any], make_items: Callable[[], AsyncIterable[Any]]) -> FastAPI:
+def ndjson_app(
+    ndjson_rows: Callable[[AsyncIterable[Any]], Any], make_items: Callable[[], AsyncIterable[Any]]
+) -> FastAPI:
     """``GET /items`` answers ``ndjson_rows(make_items())``."""
     app = FastAPI()
 

@@ -41,19 +41,24 @@ def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
     """Write a one-day certificate and key for 127.0.0.1 and localhost into ``folder``."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     names = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = folder / "cert.pem", folder / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_path, key_path
 
 
@@ -86,7 +91,7 @@ class Http2Server:
             self._thread.join(timeout)
         self._folder.cleanup()
 
-    def __enter__(self) -> "Http2Server":
+    def __enter__(self) -> Http2Server:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -123,7 +128,7 @@ def serve_http2(app: Any) -> Http2Server:
         try:
             loop.call_soon(started.set)
             loop.run_until_complete(serve(app, config, shutdown_trigger=stop.wait))
-        except BaseException as exc:  # reported to the caller below
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller below, which raises it
             failure.append(exc)
         finally:
             _cancel_leftovers(loop)
@@ -150,7 +155,7 @@ def _quiet(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
 def _cancel_connections(loop: asyncio.AbstractEventLoop) -> None:
     """Cancel every connection's task: hypercorn's shutdown waits for them (an endless stream never ends)."""
     for task in asyncio.all_tasks(loop):
-        if task.get_coro().__qualname__.endswith("_server_callback"):
+        if getattr(task.get_coro(), "__qualname__", "").endswith("_server_callback"):
             task.cancel()
 
 

@@ -80,7 +80,8 @@ class _Found:
 
 def _notebooks_in(folder: Path) -> list[Path]:
     return sorted(
-        f for f in folder.rglob("*.ipynb")
+        f
+        for f in folder.rglob("*.ipynb")
         if f.is_file() and not any(part.startswith(".") for part in f.relative_to(folder).parts)
     )
 
@@ -108,14 +109,20 @@ def _is_notebook(name: str) -> bool:
 
 
 def _gradescope_metadata(zip_path: Path, dest: Path) -> dict[str, lms.Owner] | None:
-    unpacked = safezip.unpack(zip_path, dest, lambda n: PurePosixPath(n).name == lms.GRADESCOPE_METADATA,
-                              safezip.ZipLimits(max_file_mb=MAX_METADATA >> 20))
+    unpacked = safezip.unpack(
+        zip_path,
+        dest,
+        lambda n: PurePosixPath(n).name == lms.GRADESCOPE_METADATA,
+        safezip.ZipLimits(max_file_mb=MAX_METADATA >> 20),
+    )
     if not unpacked.members:
         return None
     try:
         data = yaml.safe_load(unpacked.members[0].path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise IntakeError(f"{zip_path.name}: {lms.GRADESCOPE_METADATA} cannot be read ({exc}); export the submissions again.") from None
+        raise IntakeError(
+            f"{zip_path.name}: {lms.GRADESCOPE_METADATA} cannot be read ({exc}); export the submissions again."
+        ) from None
     return lms.gradescope_owners(data)
 
 
@@ -142,8 +149,18 @@ def _kind(names: list[str], owners: dict[str, lms.Owner] | None) -> str:
 def _lms_file(zip_path: Path, kind: str, member: safezip.Member, owner: lms.Owner) -> _Found:
     time, source = owner.submitted_at, ("Gradescope's submission time" if owner.submitted_at else "")
     name = untrusted.learner_name(f"{owner.name}_{owner.lms_id}")
-    file = SubmissionFile(member.path, "", f"{zip_path.name}:{member.name}", kind, untrusted.clean(owner.name),
-                          owner.lms_id, owner.email, time, source, owner.late)
+    file = SubmissionFile(
+        member.path,
+        "",
+        f"{zip_path.name}:{member.name}",
+        kind,
+        untrusted.clean(owner.name),
+        owner.lms_id,
+        owner.email,
+        time,
+        source,
+        owner.late,
+    )
     return _Found((kind, owner.lms_id), name, file)
 
 
@@ -151,17 +168,31 @@ def _plain_file(zip_path: Path, member: safezip.Member, root: Path) -> _Found:
     holder = member.path.parent
     name = holder.name if holder != root else zip_path.stem
     stamp = member.modified.astimezone()  # the zip's timestamps are the zipping machine's local time
-    file = SubmissionFile(member.path, "", f"{zip_path.name}:{member.name}", "zip", submitted_at=stamp,
-                          time_source="the zip entry's timestamp (local time of the machine that made the zip)")
+    file = SubmissionFile(
+        member.path,
+        "",
+        f"{zip_path.name}:{member.name}",
+        "zip",
+        submitted_at=stamp,
+        time_source="the zip entry's timestamp (local time of the machine that made the zip)",
+    )
     return _Found(("zip", zip_path.name, str(PurePosixPath(member.name).parent)), untrusted.learner_name(name), file)
 
 
 def _left_out(zip_path: Path, names: list[str]) -> list[str]:
-    others = sorted(n for n in names if not n.endswith("/") and not _is_notebook(n) and not _is_junk(n)
-                    and PurePosixPath(n).name != lms.GRADESCOPE_METADATA)
+    others = sorted(
+        n
+        for n in names
+        if not n.endswith("/")
+        and not _is_notebook(n)
+        and not _is_junk(n)
+        and PurePosixPath(n).name != lms.GRADESCOPE_METADATA
+    )
     zips = [n for n in others if n.lower().endswith(".zip")]
-    notes = [f"{zip_path.name}: {z!r} is a zip inside the download and was not opened: ask for the .ipynb itself"
-             for z in zips]
+    notes = [
+        f"{zip_path.name}: {z!r} is a zip inside the download and was not opened: ask for the .ipynb itself"
+        for z in zips
+    ]
     rest = [n for n in others if n not in zips]
     if rest:
         shown = ", ".join(repr(n) for n in rest[:5]) + (f" and {len(rest) - 5} more" if len(rest) > 5 else "")
@@ -188,8 +219,10 @@ def _from_zip(zip_path: Path, workdir: Path, notes: list[str]) -> list[_Found]:
             continue
         owner = _owner(kind, member, owners or {})
         if owner is None:
-            notes.append(f"{zip_path.name}: {member.name!r} is not named the way {kind.title()} names submissions; "
-                         "it was left out (grade it on its own if it is one)")
+            notes.append(
+                f"{zip_path.name}: {member.name!r} is not named the way {kind.title()} names submissions; "
+                "it was left out (grade it on its own if it is one)"
+            )
             continue
         found.append(_lms_file(zip_path, kind, member, owner))
     return found
@@ -228,15 +261,23 @@ def collect(paths: Iterable[str | Path], workdir: Path | None) -> Intake:
             found += _from_zip(path, workdir, intake.notes)
         elif path.exists():
             found += _from_folder(path)
-            intake.notes += [f"{z}: a zip inside a submissions folder is not opened; give it to grade on its own"
-                             for z in sorted(path.rglob("*.zip"))] if path.is_dir() else []
+            intake.notes += (
+                [
+                    f"{z}: a zip inside a submissions folder is not opened; give it to grade on its own"
+                    for z in sorted(path.rglob("*.zip"))
+                ]
+                if path.is_dir()
+                else []
+            )
         else:
             raise IntakeError(f"{path}: no such file or folder")
     if not found:
         raise IntakeError("no notebooks (*.ipynb) found in " + ", ".join(map(str, given)))
     names = untrusted.unique_names({(f.key, f.name) for f in found})
     files = {f.file.path: replace(f.file, learner=names[f.key]) for f in found}
-    intake.submissions = sorted(_drop_copies(list(files.values()), intake.notes), key=lambda s: (s.learner, s.path.name))
+    intake.submissions = sorted(
+        _drop_copies(list(files.values()), intake.notes), key=lambda s: (s.learner, s.path.name)
+    )
     return intake
 
 

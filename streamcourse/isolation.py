@@ -66,7 +66,15 @@ __all__ = [
 PACKAGE = Path(streamcourse.__file__).resolve().parent
 SUBMISSION_DIR = "/submission"  # where the runner finds its notebook
 UID_BASE = 61000  # when grading as root, job N's learner code runs as uid UID_BASE + N
-ETC_FILES = ("/etc/localtime", "/etc/passwd", "/etc/group", "/etc/hosts", "/etc/nsswitch.conf", "/etc/mime.types", "/etc/ssl")
+ETC_FILES = (
+    "/etc/localtime",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/hosts",
+    "/etc/nsswitch.conf",
+    "/etc/mime.types",
+    "/etc/ssl",
+)
 ENV_KEEP = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "STREAMCOURSE_SPEED")
 INSTALL_HINT = (
     "grading runs each notebook in a bubblewrap sandbox; install it (Debian/Ubuntu: `sudo apt-get install bubblewrap`, "
@@ -137,7 +145,7 @@ def problem() -> str | None:
             return f"`{tool}` is not installed. " + INSTALL_HINT
     probe = sandbox(None, None, SandboxLimits(), job=0) + ["/bin/sh", "-c", "exit 0"]
     try:
-        done = subprocess.run(probe, capture_output=True, text=True, timeout=20)
+        done = subprocess.run(probe, capture_output=True, text=True, timeout=20)  # noqa: S603 - our own command
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"bubblewrap did not start ({exc}). " + INSTALL_HINT
     if done.returncode != 0:
@@ -182,13 +190,29 @@ def _python_paths() -> list[str]:
     return sorted(p for p in found if not p.startswith("/usr/"))
 
 
-def runner_command(notebook: Path, shared: Path | None, channel_fd: int, limits: SandboxLimits, job: int,
-                   skip_cells: list[int], cell_seconds: float) -> list[str]:
+def runner_command(
+    notebook: Path,
+    shared: Path | None,
+    channel_fd: int,
+    limits: SandboxLimits,
+    job: int,
+    skip_cells: list[int],
+    cell_seconds: float,
+) -> list[str]:
     """The whole command that starts one runner: prlimit, bwrap (and setpriv as root), then a fresh Python."""
     return sandbox(notebook, shared, limits, job) + [
-        sys.executable, "-I", "-c", BOOT,  # -I: no PYTHONPATH, no user site, no current folder on the path
-        "--channel", str(channel_fd), "--notebook", f"{SUBMISSION_DIR}/{notebook.name}",
-        "--skip", ",".join(map(str, skip_cells)), "--cell-seconds", f"{cell_seconds:g}",
+        sys.executable,
+        "-I",
+        "-c",
+        BOOT,  # -I: no PYTHONPATH, no user site, no current folder on the path
+        "--channel",
+        str(channel_fd),
+        "--notebook",
+        f"{SUBMISSION_DIR}/{notebook.name}",
+        "--skip",
+        ",".join(map(str, skip_cells)),
+        "--cell-seconds",
+        f"{cell_seconds:g}",
     ]
 
 
@@ -206,24 +230,54 @@ def sandbox(notebook: Path | None, shared: Path | None, limits: SandboxLimits, j
         "--core=0",  # no core dumps of learner processes
         "--",
         shutil.which("bwrap") or "bwrap",
-        "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",  # its own processes, IPC, host name
-        *([] if as_root else ["--unshare-user", "--disable-userns"]),  # as a user: a user namespace, and no more of them
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",  # its own processes, IPC, host name
+        *(
+            [] if as_root else ["--unshare-user", "--disable-userns"]
+        ),  # as a user: a user namespace, and no more of them
         "--die-with-parent",  # the sandbox ends when its checker does
         "--new-session",  # no controlling terminal: it cannot type into the instructor's
-        "--cap-drop", "ALL",  # no capabilities inside...
-        *(["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"] if as_root else []),  # ...but setpriv's, to give up root below
-        "--hostname", "runner",
-        "--clearenv", *_env(),  # nothing of the grader's environment (keys, paths)
-        "--dev", "/dev",  # a minimal /dev (null, zero, random, tty...)
-        "--proc", "/proc",  # its own processes only
-        "--size", str(limits.tmp_mb * mib), "--tmpfs", "/tmp",  # private scratch, capped (before the binds: one may be under /tmp)
-        "--size", str(limits.shm_mb * mib), "--tmpfs", "/dev/shm",  # shared memory is memory too: capped
+        "--cap-drop",
+        "ALL",  # no capabilities inside...
+        *(
+            ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"] if as_root else []
+        ),  # ...but setpriv's, to give up root below
+        "--hostname",
+        "runner",
+        "--clearenv",
+        *_env(),  # nothing of the grader's environment (keys, paths)
+        "--dev",
+        "/dev",  # a minimal /dev (null, zero, random, tty...)
+        "--proc",
+        "/proc",  # its own processes only
+        "--size",
+        str(limits.tmp_mb * mib),
+        "--tmpfs",
+        "/tmp",  # private scratch, capped (before the binds: one may be under /tmp)
+        "--size",
+        str(limits.shm_mb * mib),
+        "--tmpfs",
+        "/dev/shm",  # shared memory is memory too: capped
         *_system(),
         *_binds(_python_paths()),  # Python and the support package, read-only
-        *(["--perms", "0755", "--dir", SUBMISSION_DIR, "--ro-bind", str(notebook), f"{SUBMISSION_DIR}/{notebook.name}"]
-          if notebook else []),  # its own notebook, read-only
+        *(
+            [
+                "--perms",
+                "0755",
+                "--dir",
+                SUBMISSION_DIR,
+                "--ro-bind",
+                str(notebook),
+                f"{SUBMISSION_DIR}/{notebook.name}",
+            ]
+            if notebook
+            else []
+        ),  # its own notebook, read-only
         *(_binds([str(shared)]) if shared else []),  # files the check hands over, read-only
-        "--chdir", "/tmp",
+        "--chdir",
+        "/tmp",
         "--",
         *(_become(UID_BASE + job) if as_root else []),
     ]
@@ -231,19 +285,35 @@ def sandbox(notebook: Path | None, shared: Path | None, limits: SandboxLimits, j
 
 def _become(uid: int) -> list[str]:
     """setpriv: from root to ``uid`` for good — no groups, no capabilities (not even bounding), no way back."""
-    return [shutil.which("setpriv") or "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+    return [
+        shutil.which("setpriv") or "setpriv",
+        f"--reuid={uid}",
+        f"--regid={uid}",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--no-new-privs",
+        "--",
+    ]
 
 
 # The package folder is bound at its real place; put its parent first on the path so
 # `streamcourse` resolves to it whether the course is installed (editable or not) or not.
-BOOT = (f"import sys; sys.path.insert(0, {str(PACKAGE.parent)!r}); "
-        "from streamcourse.runner import main; sys.exit(main(sys.argv[1:]))")
+BOOT = (
+    f"import sys; sys.path.insert(0, {str(PACKAGE.parent)!r}); "
+    "from streamcourse.runner import main; sys.exit(main(sys.argv[1:]))"
+)
 
 
 def _env() -> list[str]:
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "MPLBACKEND": "Agg",
-           "PYTHONDONTWRITEBYTECODE": "1", "MALLOC_ARENA_MAX": "2"}
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": "/tmp",
+        "TMPDIR": "/tmp",
+        "MPLBACKEND": "Agg",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "MALLOC_ARENA_MAX": "2",
+    }
     env.update({k: v for k, v in os.environ.items() if k in ENV_KEEP})
     return [arg for key, value in sorted(env.items()) for arg in ("--setenv", key, value)]
 

@@ -82,7 +82,7 @@ def moodle_owner(member: str) -> Owner | None:
 
 def _created_at(value: Any) -> dt.datetime | None:
     if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     if isinstance(value, str):
         text = re.sub(r"(\.\d{6})\d+", r"\1", value.strip())  # Ruby writes nanoseconds
         text = re.sub(r" ([+-]\d\d:?\d\d)$", r"\1", text)
@@ -90,7 +90,7 @@ def _created_at(value: Any) -> dt.datetime | None:
             stamp = dt.datetime.fromisoformat(text)
         except ValueError:
             return None
-        return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.timezone.utc)
+        return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
     return None
 
 
@@ -107,8 +107,13 @@ def gradescope_owners(metadata: Any) -> dict[str, Owner]:
         people = [str(s.get(":name") or "").strip() for s in submitters]
         first = submitters[0] if submitters else {}
         sid = str(first.get(":sid") or "").strip() or folder.removeprefix("submission_")
-        owners[folder] = Owner("gradescope", " + ".join(p for p in people if p) or folder, sid,
-                               email=str(first.get(":email") or ""), submitted_at=_created_at(info.get(":created_at")))
+        owners[folder] = Owner(
+            "gradescope",
+            " + ".join(p for p in people if p) or folder,
+            sid,
+            email=str(first.get(":email") or ""),
+            submitted_at=_created_at(info.get(":created_at")),
+        )
     return owners
 
 

@@ -36,8 +36,10 @@ class OutDirError(OSError):
 
 def _real_folder(out: Path) -> None:
     if out.is_symlink():
-        raise OutDirError(f"cannot write the reports to {out}: it is a symbolic link (to {os.readlink(out)}) and reports "
-                          "are never written through a link; give the folder it points to, or a new name")
+        raise OutDirError(
+            f"cannot write the reports to {out}: it is a symbolic link (to {os.readlink(out)}) and reports "
+            "are never written through a link; give the folder it points to, or a new name"
+        )
     if out.exists() and not out.is_dir():
         raise OutDirError(f"cannot write the reports to {out}: it is a file, not a folder")
     try:
@@ -94,7 +96,7 @@ class ReportDir:
         try:
             view = memoryview(blob)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
         self._top.add(parts[0])

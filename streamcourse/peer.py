@@ -20,8 +20,9 @@ import concurrent.futures
 import itertools
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any, Callable
+from typing import Any
 
 from streamcourse.channel import ErrorInfo, Frames, Handle, ProtocolError, Recipe, decode, encode
 from streamcourse.proxy import ASYNC_OPS, Proxy, Stop, describe_error, error_info, rebuild_error
@@ -35,8 +36,18 @@ class Closed(ConnectionError):
 
 def abilities_of(obj: Any) -> frozenset[str]:
     """What may be asked of ``obj``, by what it is."""
-    found = {op for op, attr in (("close", "close"), ("send", "send"), ("throw", "throw"), ("aclose", "aclose"),
-                                 ("asend", "asend"), ("athrow", "athrow")) if hasattr(obj, attr)}
+    found = {
+        op
+        for op, attr in (
+            ("close", "close"),
+            ("send", "send"),
+            ("throw", "throw"),
+            ("aclose", "aclose"),
+            ("asend", "asend"),
+            ("athrow", "athrow"),
+        )
+        if hasattr(obj, attr)
+    }
     if callable(obj):
         found.add("call")
     if hasattr(obj, "__next__"):
@@ -80,8 +91,9 @@ class Policy:
 class Peer:
     """Calls, answers and lends over one channel socket."""
 
-    def __init__(self, frames: Frames, policy: Policy, on_event: Callable[[str, Any], None] | None = None,
-                 workers: int = 32) -> None:
+    def __init__(
+        self, frames: Frames, policy: Policy, on_event: Callable[[str, Any], None] | None = None, workers: int = 32
+    ) -> None:
         self.frames, self.policy, self.on_event = frames, policy, on_event
         self._ids = itertools.count(1)
         self._lent: dict[int, Any] = {}
@@ -155,15 +167,22 @@ class Peer:
         return self.lend(value)
 
     # ---- asking the other side
-    def _request(self, op: str, target: Handle | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int, concurrent.futures.Future[Any]]:
+    def _request(
+        self, op: str, target: Handle | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[int, concurrent.futures.Future[Any]]:
         if self.closed.is_set():
             raise Closed(self.why_closed or "the channel is closed")
         ident = next(self._ids)
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         with self._lock:
             self._pending[ident] = future
-        message = {"q": ident, "op": op, "to": None if target is None else target.id,
-                   "a": [self._encode(a) for a in args], "k": [[k, self._encode(v)] for k, v in kwargs.items()]}
+        message = {
+            "q": ident,
+            "op": op,
+            "to": None if target is None else target.id,
+            "a": [self._encode(a) for a in args],
+            "k": [[k, self._encode(v)] for k, v in kwargs.items()],
+        }
         try:
             self._send(message)
         except BaseException:
@@ -172,7 +191,9 @@ class Peer:
             raise
         return ident, future
 
-    def call(self, op: str, target: Handle | None = None, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+    def call(
+        self, op: str, target: Handle | None = None, *args: Any, timeout: float | None = None, **kwargs: Any
+    ) -> Any:
         """Ask the other side to run ``op`` and wait for the answer (raises what it raised)."""
         ident, future = self._request(op, target, args, kwargs)
         try:

@@ -57,7 +57,9 @@ def parse_due(text: str) -> dt.datetime:
     try:
         due = dt.datetime.fromisoformat(text.strip())
     except ValueError:
-        raise PolicyError(f"--due {text!r}: give a date and time like 2025-03-01T23:59 or 2025-03-01T23:59+01:00") from None
+        raise PolicyError(
+            f"--due {text!r}: give a date and time like 2025-03-01T23:59 or 2025-03-01T23:59+01:00"
+        ) from None
     return due if due.tzinfo else due.astimezone()
 
 
@@ -91,7 +93,9 @@ def load_extensions(path: Path, due: dt.datetime) -> dict[str, dt.datetime]:
         try:
             extensions[learner] = parse_due(new_due) if new_due else due + dt.timedelta(days=float(days))
         except (PolicyError, ValueError):
-            raise PolicyError(f"--extensions {path}, line {number}: {new_due or days!r} is not a time or a number of days") from None
+            raise PolicyError(
+                f"--extensions {path}, line {number}: {new_due or days!r} is not a time or a number of days"
+            ) from None
     return extensions
 
 
@@ -117,8 +121,10 @@ def _charge(policy: LatePolicy, periods: int, max_points: float) -> tuple[float,
     penalty = round(share * max_points, 2)
     plural = "s" if periods != 1 else ""
     capped = f" (capped at {policy.cap:.0%})" if share < policy.rate * periods else ""
-    return penalty, (f"{periods} started {policy.period_name}{plural} late × {policy.rate:.0%} = {share:.0%}{capped} "
-                     f"of {max_points:g} points: −{penalty:g} point{'s' if penalty != 1 else ''}")
+    return penalty, (
+        f"{periods} started {policy.period_name}{plural} late × {policy.rate:.0%} = {share:.0%}{capped} "
+        f"of {max_points:g} points: −{penalty:g} point{'s' if penalty != 1 else ''}"
+    )
 
 
 def assess(policy: LatePolicy, sub: SubmissionFile, max_points: float) -> Late:
@@ -135,14 +141,24 @@ def assess(policy: LatePolicy, sub: SubmissionFile, max_points: float) -> Late:
         penalty, how = _charge(policy, math.ceil(late_by / policy.period), max_points)
         return Late(penalty, f"{when}: {_duration(late_by)} late; {how}.")
     if sub.lms_late and extension:
-        return Late(0.0, f"Canvas marked this submission late, but you have an extension ({due_words}) and the "
-                         "Canvas download holds no submission time to compare: no penalty.")
+        return Late(
+            0.0,
+            f"Canvas marked this submission late, but you have an extension ({due_words}) and the "
+            "Canvas download holds no submission time to compare: no penalty.",
+        )
     if sub.lms_late:
         penalty, how = _charge(policy, 1, max_points)
-        return Late(penalty, "Canvas marked this submission late; its download holds no submission time, so it is "
-                             f"charged as one {policy.period_name} late, the least it can be: {how}.")
+        return Late(
+            penalty,
+            "Canvas marked this submission late; its download holds no submission time, so it is "
+            f"charged as one {policy.period_name} late, the least it can be: {how}.",
+        )
     if sub.lms == "canvas":
         return Late(0.0, "Canvas did not mark this submission late: no penalty.")
     source = {"canvas": "Canvas", "moodle": "Moodle"}.get(sub.lms, "")
-    where = f"the {source} download carries no submission time" if source else "no submission time is known for a notebook in a folder"
+    where = (
+        f"the {source} download carries no submission time"
+        if source
+        else "no submission time is known for a notebook in a folder"
+    )
     return Late(0.0, f"No late policy applied: {where}.")

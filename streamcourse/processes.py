@@ -11,26 +11,36 @@ import gc
 import os
 import signal
 import time
+from collections.abc import Callable
 
 import psutil
 
-__all__ = ["kill_group", "reap", "describe_exit", "become_subreaper", "die_with_parent", "kill_descendants", "freeze_heap"]
+__all__ = [
+    "kill_group",
+    "reap",
+    "describe_exit",
+    "become_subreaper",
+    "die_with_parent",
+    "kill_descendants",
+    "freeze_heap",
+]
 
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
 
 
 def _prctl(option: int, value: int) -> None:
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+        prctl(option, value, 0, 0, 0)
     except (OSError, AttributeError):  # not Linux: the engine's own clean-up still applies
         pass
 
 
 def kill_group(pid: int) -> None:
     """SIGKILL the process group ``pid`` leads, and ``pid`` itself if it left the group."""
-    for kill in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+    for kill in (os.killpg, os.kill):
         try:
-            kill()
+            kill(pid, signal.SIGKILL)
         except OSError:
             pass  # already gone
 
@@ -58,7 +68,11 @@ def describe_exit(status: int) -> str:
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
-        hint = {"SIGKILL": " (out of memory, or killed)", "SIGSEGV": " (a crash inside native code)", "SIGABRT": " (aborted)"}
+        hint = {
+            "SIGKILL": " (out of memory, or killed)",
+            "SIGSEGV": " (a crash inside native code)",
+            "SIGABRT": " (aborted)",
+        }
         return f"was killed by {name}{hint.get(name, '')}"
     return f"exited with status {os.WEXITSTATUS(status)}"
 

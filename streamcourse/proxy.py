@@ -74,7 +74,9 @@ def rebuild_error(info: ErrorInfo) -> BaseException:
     ``KeyboardInterrupt`` from the other side must never stop this process.
     """
     base = getattr(builtins, info.builtin, None)
-    if not (isinstance(base, type) and issubclass(base, Exception)) or issubclass(base, (StopIteration, StopAsyncIteration)):
+    if not (isinstance(base, type) and issubclass(base, Exception)) or issubclass(
+        base, (StopIteration, StopAsyncIteration)
+    ):
         base = RuntimeError
     key = (info.type, base.__name__)
     cls = _REBUILT.get(key)

@@ -19,8 +19,17 @@ from typing import Any, TypeVar
 from streamcourse.isolation import SandboxLimits
 
 __all__ = [
-    "Limits", "Job", "GradingSpec", "CellRecord", "CheckRecord", "Event", "SubmissionRecord",
-    "dump", "load", "submission_record", "RecordError",
+    "Limits",
+    "Job",
+    "GradingSpec",
+    "CellRecord",
+    "CheckRecord",
+    "Event",
+    "SubmissionRecord",
+    "dump",
+    "load",
+    "submission_record",
+    "RecordError",
 ]
 
 T = TypeVar("T")
@@ -131,17 +140,21 @@ def load(kind: type[T], line: str | bytes) -> T:
         data = json.loads(line)
     except (ValueError, RecursionError) as exc:
         raise RecordError(f"not JSON: {type(exc).__name__}") from None
-    return _build(kind, data)
+    built: T = _build(kind, data)
+    return built
 
 
 def submission_record(raw: SubmissionRecord | dict[str, Any]) -> SubmissionRecord:
     """A submission's record, from the record itself or its dict form (checked like a loaded line)."""
-    return raw if isinstance(raw, SubmissionRecord) else _build(SubmissionRecord, raw)
+    if isinstance(raw, SubmissionRecord):
+        return raw
+    record: SubmissionRecord = _build(SubmissionRecord, raw)
+    return record
 
 
 def _build(kind: Any, data: Any) -> Any:
     origin = typing.get_origin(kind)
-    if dataclasses.is_dataclass(kind):
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
         if type(data) is not dict:
             raise RecordError(f"{kind.__name__}: expected an object")
         hints = typing.get_type_hints(kind)

@@ -43,12 +43,21 @@ class CheckSide(Policy):
         kind = type(obj)
         if kind.__module__.startswith("openai") and kind.__name__ == "AsyncOpenAI":
             timeout = obj.timeout if isinstance(obj.timeout, (int, float)) else None
-            return Recipe("openai", {"base_url": str(obj.base_url), "api_key": str(obj.api_key),
-                                     "max_retries": int(obj.max_retries), "timeout": timeout})
+            return Recipe(
+                "openai",
+                {
+                    "base_url": str(obj.base_url),
+                    "api_key": str(obj.api_key),
+                    "max_retries": int(obj.max_retries),
+                    "timeout": timeout,
+                },
+            )
         if isinstance(obj, BaseException):
             return Recipe("exception", {"type": kind.__name__, "message": str(obj)})
         if not abilities_of(obj) & {"call", "next", "anext", "iter", "aiter"}:
-            raise TypeError(f"a check can pass the learner's code plain data, iterators and callables, not {kind.__name__}")
+            raise TypeError(
+                f"a check can pass the learner's code plain data, iterators and callables, not {kind.__name__}"
+            )
         return None
 
     def loop_for(self, obj: Any) -> asyncio.AbstractEventLoop:
@@ -110,8 +119,13 @@ class Runner:
     def start(self, skip: list[int]) -> None:
         mine, theirs = socket.socketpair()
         command = self._command(theirs.fileno(), skip)
-        self.process = subprocess.Popen(command, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(  # noqa: S603 - the sandbox command this module builds
+            command,
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         theirs.close()
         self.peer = Peer(Frames(mine), CheckSide(), on_event=lambda kind, data: self.events.put((kind, data))).start()
 
@@ -119,8 +133,20 @@ class Runner:
         cell = self.limits.cell_seconds
         if self.isolated:
             return isolation.runner_command(self.notebook, self.shared, fd, self.limits.sandbox, self.slot, skip, cell)
-        return [sys.executable, "-I", "-c", isolation.BOOT, "--channel", str(fd), "--notebook", str(self.notebook),
-                "--skip", ",".join(map(str, skip)), "--cell-seconds", f"{cell:g}"]
+        return [
+            sys.executable,
+            "-I",
+            "-c",
+            isolation.BOOT,
+            "--channel",
+            str(fd),
+            "--notebook",
+            str(self.notebook),
+            "--skip",
+            ",".join(map(str, skip)),
+            "--cell-seconds",
+            f"{cell:g}",
+        ]
 
     def next_event(self, seconds: float) -> tuple[str, Any] | None:
         """The runner's next report, or None when none came within ``seconds`` (or it died)."""
@@ -134,9 +160,17 @@ class Runner:
         return None
 
     @property
+    def channel(self) -> Peer:
+        """The peer that talks to this runner (once started)."""
+        if self.peer is None:
+            raise RuntimeError("the runner was never started")
+        return self.peer
+
+    @property
     def pid(self) -> int:
         """The runner's own Python process, as this side sees it (bwrap, its reaper, then Python)."""
-        assert self.process is not None
+        if self.process is None:
+            raise RuntimeError("the runner was never started")
         try:
             tree = psutil.Process(self.process.pid).children(recursive=True)
         except psutil.Error:
@@ -146,7 +180,12 @@ class Runner:
 
     @property
     def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None and self.peer is not None and not self.peer.closed.is_set()
+        return (
+            self.process is not None
+            and self.process.poll() is None
+            and self.peer is not None
+            and not self.peer.closed.is_set()
+        )
 
     def stop(self) -> str:
         """Kill the whole sandbox; returns how it ended, for messages."""
@@ -188,9 +227,8 @@ class RemoteSubmission:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        assert self._runner.peer is not None
         try:
-            return self._runner.peer.call("name", None, name, timeout=30)
+            return self._runner.channel.call("name", None, name, timeout=30)
         except LearnerError as exc:
             if not isinstance(exc, NameError):
                 raise
@@ -214,5 +252,4 @@ class RemoteSubmission:
     def build(self, builder: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if getattr(builder, "__module__", None) != "streamcourse.harness":
             raise pytest.UsageError(f"submission.build takes builders from streamcourse.harness, not {builder!r}")
-        assert self._runner.peer is not None
-        return self._runner.peer.call("build", None, builder.__name__, *args, timeout=30, **kwargs)
+        return self._runner.channel.call("build", None, builder.__name__, *args, timeout=30, **kwargs)

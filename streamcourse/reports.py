@@ -48,7 +48,9 @@ def feedback_paths(grade: Grade) -> tuple[str, str]:
     return f"{folder}.md", f"{folder}.html"
 
 
-def _gradebooks(grades: list[Grade], config: dict[str, Any], graded_at: dt.datetime) -> tuple[dict[str, str], list[str]]:
+def _gradebooks(
+    grades: list[Grade], config: dict[str, Any], graded_at: dt.datetime
+) -> tuple[dict[str, str], list[str]]:
     files: dict[str, str] = {}
     warnings: list[str] = []
     if "canvas" in config.get("gradebooks", []):
@@ -69,8 +71,11 @@ def write_reports(grades: list[Grade], reports: ReportDir, meta: dict[str, Any])
     """
     graded_at = dt.datetime.fromisoformat(meta["graded_at"])
     files, added = _gradebooks(grades, meta.get("config", {}), graded_at)
-    meta = {**meta, "warnings": sorted(set(meta.get("warnings", [])) | set(added)),
-            "intake": sorted(set(meta.get("intake", [])))}
+    meta = {
+        **meta,
+        "warnings": sorted(set(meta.get("warnings", [])) | set(added)),
+        "intake": sorted(set(meta.get("intake", []))),
+    }
     reports.write("grades.csv", grades_csv(grades))
     reports.write("grades.json", grades_json(grades, meta))
     for grade in grades:
@@ -88,9 +93,18 @@ def summary_table(grades: list[Grade]) -> str:
     for g in grades:
         failing = sum(c.status != PASSED for e in g.exercises for c in e.checks)
         note = g.problem or next((c.error for c in g.cells if c.status in (TIMED_OUT, CRASHED)), "")
-        rows.append((untrusted.terminal(g.learner)[:40], untrusted.terminal(g.lab)[:20], f"{g.points:g}",
-                     f"{g.max_points:g}", str(failing), str(len(g.flags)), untrusted.terminal(note)[:60]))
+        rows.append(
+            (
+                untrusted.terminal(g.learner)[:40],
+                untrusted.terminal(g.lab)[:20],
+                f"{g.points:g}",
+                f"{g.max_points:g}",
+                str(failing),
+                str(len(g.flags)),
+                untrusted.terminal(note)[:60],
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

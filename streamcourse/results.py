@@ -18,9 +18,22 @@ from typing import Any
 import pytest
 
 __all__ = [
-    "PASSED", "FAILED", "TIMED_OUT", "CRASHED", "ERROR", "NOT_RUN", "CHECK_BROKE", "NOT_GRADED", "HIDDEN_GENERIC",
+    "PASSED",
+    "FAILED",
+    "TIMED_OUT",
+    "CRASHED",
+    "ERROR",
+    "NOT_RUN",
+    "CHECK_BROKE",
+    "NOT_GRADED",
+    "HIDDEN_GENERIC",
     "NOT_WRITTEN",
-    "Result", "Collector", "display_name", "failure_message", "hide", "exercise_of",
+    "Result",
+    "Collector",
+    "display_name",
+    "failure_message",
+    "hide",
+    "exercise_of",
 ]
 
 PASSED = "passed"
@@ -81,7 +94,11 @@ def failure_message(report: pytest.TestReport | pytest.CollectReport) -> str:
         text = text.split("\nassert ", 1)[0].strip() or "a check failed"
     if "NotImplementedError" in text.split(":", 1)[0]:
         return NOT_WRITTEN
-    where = f" (at line {crash.lineno} of {crash.path})" if crash is not None and str(crash.path).startswith("<cell") else ""
+    where = (
+        f" (at line {crash.lineno} of {crash.path})"
+        if crash is not None and str(crash.path).startswith("<cell")
+        else ""
+    )
     return (text.strip() + where)[:MAX_MESSAGE]
 
 
@@ -90,7 +107,13 @@ def hide(message: str, hidden_dirs: Iterable[str]) -> str:
     text = message.strip()
     for directory in hidden_dirs:
         text = text.replace(directory, "<hidden>")
-    if not text or text.startswith(("assert ", "AssertionError", "a check failed")) or "<hidden>" in text or "\n" in text and "assert" in text:
+    if (
+        not text
+        or text.startswith(("assert ", "AssertionError", "a check failed"))
+        or "<hidden>" in text
+        or "\n" in text
+        and "assert" in text
+    ):
         return HIDDEN_GENERIC
     return text
 
@@ -161,8 +184,15 @@ class Collector:
         item = self._items.get(report.nodeid)
         hidden = item is not None and self.is_hidden(item)
         status, message = self._judge(report, hidden)
-        result = Result(report.nodeid, getattr(item, "name", report.nodeid), (exercise_of(item) if item else "") or "",
-                        status, message[:MAX_MESSAGE], round(report.duration, 4), hidden)
+        result = Result(
+            report.nodeid,
+            getattr(item, "name", report.nodeid),
+            (exercise_of(item) if item else "") or "",
+            status,
+            message[:MAX_MESSAGE],
+            round(report.duration, 4),
+            hidden,
+        )
         self._results[report.nodeid] = result
         if self.on_result is not None:
             self.on_result(result)
@@ -178,7 +208,10 @@ class Collector:
         if report.nodeid in self.timed_out or "did not finish within" in message:
             status = TIMED_OUT
         elif kind == "MemoryError":
-            status, message = ERROR, "ran out of memory (MemoryError): does your code keep everything it reads, or never stop?"
+            status, message = (
+                ERROR,
+                "ran out of memory (MemoryError): does your code keep everything it reads, or never stop?",
+            )
         elif report.nodeid in self._crashes:
             status = CRASHED
         elif kind not in ("AssertionError", "Failed") and report.nodeid in self._learner_failures:

@@ -14,20 +14,14 @@ from what it observes, and kills this process when it takes too long.
 
 from __future__ import annotations
 
-import sys
-
-# nbformat's schema checker imports rfc3987_syntax, which builds a grammar at import
-# (over a second of CPU) for a URI format no notebook field uses: every runner would
-# pay it before the first cell. Refusing the import skips only that format check.
-sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
-
-import argparse  # noqa: E402
+import argparse
 import asyncio
 import builtins
 import operator
 import os
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -170,7 +164,9 @@ class CellClock:
         signal.setitimer(signal.ITIMER_REAL, 0)
 
 
-def run_notebook(peer: Peer, path: str, values: dict[str, Any], run: Callable[..., Any], skip: list[int], seconds: float) -> None:
+def run_notebook(
+    peer: Peer, path: str, values: dict[str, Any], run: Callable[..., Any], skip: list[int], seconds: float
+) -> None:
     """Read the notebook and run its code cells, telling the checker about each one."""
     try:
         nb = notebooks.read(path)

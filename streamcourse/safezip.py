@@ -14,9 +14,9 @@ import datetime as dt
 import os
 import stat
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable
 
 __all__ = ["ZipLimits", "ZipError", "Member", "Unpacked", "unpack"]
 
@@ -79,12 +79,16 @@ def _problem(info: zipfile.ZipInfo) -> str:
 def _check_archive(archive: zipfile.ZipFile, limits: ZipLimits, label: str) -> None:
     infos = archive.infolist()
     if len(infos) > limits.max_members:
-        raise ZipError(f"{label} holds {len(infos)} entries, more than the {limits.max_members} a class download has; "
-                       "is it the LMS's download of one assignment?")
+        raise ZipError(
+            f"{label} holds {len(infos)} entries, more than the {limits.max_members} a class download has; "
+            "is it the LMS's download of one assignment?"
+        )
     claimed = sum(i.file_size for i in infos)
     if claimed > limits.max_total_mb << 20:
-        raise ZipError(f"{label} unpacks to more than {limits.max_total_mb} MB ({claimed >> 20} MB); "
-                       "unpack it yourself and grade the folder if it is genuine.")
+        raise ZipError(
+            f"{label} unpacks to more than {limits.max_total_mb} MB ({claimed >> 20} MB); "
+            "unpack it yourself and grade the folder if it is genuine."
+        )
 
 
 def _copy(archive: zipfile.ZipFile, info: zipfile.ZipInfo, fd: int, budget: int, limits: ZipLimits) -> int:
@@ -161,7 +165,9 @@ def unpack(zip_path: Path, dest: Path, wanted: Callable[[str], bool], limits: Zi
                 os.close(fd)
                 target.unlink()
                 if exc.archive_full:
-                    raise ZipError(f"{label}: {exc}; unpack it yourself and grade the folder if it is genuine.") from None
+                    raise ZipError(
+                        f"{label}: {exc}; unpack it yourself and grade the folder if it is genuine."
+                    ) from None
                 result.skipped.append(f"{label}: skipped {info.filename!r}: {exc}")
                 continue
             except (zipfile.BadZipFile, OSError, EOFError) as exc:

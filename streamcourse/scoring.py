@@ -17,17 +17,31 @@ shards are merged into reports identical to a single run.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from streamcourse import notebooks
 from streamcourse.checking import SOLUTIONS_DIR
 from streamcourse.records import CellRecord, CheckRecord, SubmissionRecord, submission_record
 from streamcourse.results import CHECK_BROKE, NOT_GRADED, PASSED, hide
 
-__all__ = ["ExerciseSpec", "ExerciseGrade", "Identity", "Late", "Grade", "lab_specs", "save_specs", "load_specs",
-           "score", "grade_records", "best_per_lab", "to_json", "from_json"]
+__all__ = [
+    "ExerciseSpec",
+    "ExerciseGrade",
+    "Identity",
+    "Late",
+    "Grade",
+    "lab_specs",
+    "save_specs",
+    "load_specs",
+    "score",
+    "grade_records",
+    "best_per_lab",
+    "to_json",
+    "from_json",
+]
 
 
 @dataclass(frozen=True)
@@ -115,7 +129,9 @@ def lab_specs(solutions_dir: Path = SOLUTIONS_DIR) -> tuple[dict[str, list[Exerc
         exercises = []
         for ex in notebooks.exercises(nb):
             info = notebooks.cell_info(nb.cells[ex.cell_index])
-            exercises.append(ExerciseSpec(ex.id, ex.points, lab_partial and info.get("partial_credit", True) is not False))
+            exercises.append(
+                ExerciseSpec(ex.id, ex.points, lab_partial and info.get("partial_credit", True) is not False)
+            )
         specs[lab] = exercises
     return specs, warnings
 
@@ -125,8 +141,10 @@ def save_specs(specs: dict[str, list[ExerciseSpec]]) -> str:
 
 
 def load_specs(text: str) -> dict[str, list[ExerciseSpec]]:
-    return {lab: [ExerciseSpec(str(e["id"]), float(e["points"]), bool(e["partial"])) for e in exercises]
-            for lab, exercises in json.loads(text).items()}
+    return {
+        lab: [ExerciseSpec(str(e["id"]), float(e["points"]), bool(e["partial"])) for e in exercises]
+        for lab, exercises in json.loads(text).items()
+    }
 
 
 # --------------------------------------------------------------------------- what a submission earned
@@ -139,8 +157,9 @@ def _unknown_lab(record: SubmissionRecord) -> str:
     return f"{record.lab} is not a lab of this course (no solutions/{record.lab}_*.ipynb)."
 
 
-def _exercise(spec: ExerciseSpec, record: SubmissionRecord, hidden_dirs: list[str], problem: str,
-              flags: list[str]) -> ExerciseGrade:
+def _exercise(
+    spec: ExerciseSpec, record: SubmissionRecord, hidden_dirs: list[str], problem: str, flags: list[str]
+) -> ExerciseGrade:
     checks = []
     for check in (c for c in record.checks if c.exercise == spec.id):
         if check.hidden and check.status != PASSED:
@@ -160,7 +179,9 @@ def _exercise(spec: ExerciseSpec, record: SubmissionRecord, hidden_dirs: list[st
     return ExerciseGrade(spec.id, points, spec.points, checks)
 
 
-def grade_records(records: Iterable[Any], specs: dict[str, list[ExerciseSpec]], hidden: Iterable[str | Path] = ()) -> list[Grade]:
+def grade_records(
+    records: Iterable[Any], specs: dict[str, list[ExerciseSpec]], hidden: Iterable[str | Path] = ()
+) -> list[Grade]:
     """One ``Grade`` per engine record, points from ``specs``."""
     hidden_dirs = [str(Path(h).resolve()) for h in hidden]
     grades = []
@@ -171,8 +192,20 @@ def grade_records(records: Iterable[Any], specs: dict[str, list[ExerciseSpec]], 
         if lab not in specs and record.ended != NOT_GRADED:
             problem = " ".join(filter(None, [_unknown_lab(record), problem]))
         exercises = [_exercise(spec, record, hidden_dirs, problem, flags) for spec in specs.get(lab, [])]
-        grades.append(Grade(record.learner, lab or Path(record.path).stem, record.path, exercises, list(record.cells),
-                            flags, list(record.notes), problem, record.seconds, record.attempts))
+        grades.append(
+            Grade(
+                record.learner,
+                lab or Path(record.path).stem,
+                record.path,
+                exercises,
+                list(record.cells),
+                flags,
+                list(record.notes),
+                problem,
+                record.seconds,
+                record.attempts,
+            )
+        )
     return grades
 
 
@@ -184,13 +217,16 @@ def best_per_lab(grades: Iterable[Grade]) -> list[Grade]:
     kept = []
     for several in by_lab.values():
         keep, *dropped = sorted(several, key=lambda g: (-g.points, g.path))
-        keep.flags += [f"several notebooks for {keep.lab}: graded {Path(keep.path).name}, not {Path(d.path).name}"
-                       for d in dropped]
+        keep.flags += [
+            f"several notebooks for {keep.lab}: graded {Path(keep.path).name}, not {Path(d.path).name}" for d in dropped
+        ]
         kept.append(keep)
     return sorted(kept, key=lambda g: (g.learner, g.lab))
 
 
-def score(records: Iterable[Any], specs: dict[str, list[ExerciseSpec]], hidden: Iterable[str | Path] = ()) -> list[Grade]:
+def score(
+    records: Iterable[Any], specs: dict[str, list[ExerciseSpec]], hidden: Iterable[str | Path] = ()
+) -> list[Grade]:
     """Points per exercise from the solution's metadata and the share of checks passed; one grade per learner and lab."""
     return best_per_lab(grade_records(records, specs, hidden))
 
@@ -200,15 +236,37 @@ def score(records: Iterable[Any], specs: dict[str, list[ExerciseSpec]], hidden: 
 
 def to_json(grade: Grade) -> dict[str, Any]:
     return {
-        "learner": grade.learner, "lab": grade.lab, "path": grade.path, "points": grade.points,
-        "max_points": grade.max_points, "raw_points": grade.raw_points, "problem": grade.problem,
-        "flags": grade.flags, "notes": grade.notes, "seconds": grade.seconds, "attempts": grade.attempts,
-        "identity": vars(grade.identity), "late": vars(grade.late) if grade.late else None,
+        "learner": grade.learner,
+        "lab": grade.lab,
+        "path": grade.path,
+        "points": grade.points,
+        "max_points": grade.max_points,
+        "raw_points": grade.raw_points,
+        "problem": grade.problem,
+        "flags": grade.flags,
+        "notes": grade.notes,
+        "seconds": grade.seconds,
+        "attempts": grade.attempts,
+        "identity": vars(grade.identity),
+        "late": vars(grade.late) if grade.late else None,
         "cells": [vars(c) for c in grade.cells],
         "exercises": [
-            {"exercise": e.exercise, "points": e.points, "max_points": e.max_points, "checks": [
-                {"name": c.name, "nodeid": c.nodeid, "hidden": c.hidden, "status": c.status, "message": c.message,
-                 "seconds": c.seconds} for c in e.checks]}
+            {
+                "exercise": e.exercise,
+                "points": e.points,
+                "max_points": e.max_points,
+                "checks": [
+                    {
+                        "name": c.name,
+                        "nodeid": c.nodeid,
+                        "hidden": c.hidden,
+                        "status": c.status,
+                        "message": c.message,
+                        "seconds": c.seconds,
+                    }
+                    for c in e.checks
+                ],
+            }
             for e in grade.exercises
         ],
     }
@@ -216,15 +274,37 @@ def to_json(grade: Grade) -> dict[str, Any]:
 
 def from_json(data: dict[str, Any]) -> Grade:
     exercises = [
-        ExerciseGrade(e["exercise"], e["points"], e["max_points"], [
-            CheckRecord(nodeid=c["nodeid"], name=c["name"], exercise=e["exercise"], hidden=c["hidden"],
-                        status=c["status"], message=c["message"], seconds=c["seconds"])
-            for c in e["checks"]])
+        ExerciseGrade(
+            e["exercise"],
+            e["points"],
+            e["max_points"],
+            [
+                CheckRecord(
+                    nodeid=c["nodeid"],
+                    name=c["name"],
+                    exercise=e["exercise"],
+                    hidden=c["hidden"],
+                    status=c["status"],
+                    message=c["message"],
+                    seconds=c["seconds"],
+                )
+                for c in e["checks"]
+            ],
+        )
         for e in data["exercises"]
     ]
     late = data.get("late")
     return Grade(
-        data["learner"], data["lab"], data["path"], exercises, [CellRecord(**c) for c in data["cells"]],
-        list(data["flags"]), list(data["notes"]), data["problem"], data["seconds"], data["attempts"],
-        Identity(**data.get("identity", {})), Late(**late) if late else None,
+        data["learner"],
+        data["lab"],
+        data["path"],
+        exercises,
+        [CellRecord(**c) for c in data["cells"]],
+        list(data["flags"]),
+        list(data["notes"]),
+        data["problem"],
+        data["seconds"],
+        data["attempts"],
+        Identity(**data.get("identity", {})),
+        Late(**late) if late else None,
     )

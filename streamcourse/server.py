@@ -17,18 +17,19 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import uvicorn
 
-__all__ = ["Server", "ElsewhereServer", "serve", "running", "stop_all"]
+__all__ = ["Server", "ElsewhereServer", "Served", "serve", "running", "stop_all"]
 
 #: Seconds a stopping server waits for open responses before cancelling them.
 #: Without a bound, one endless stream keeps uvicorn from ever stopping.
 GRACEFUL_SHUTDOWN_SECONDS = 0.5
 
-_running: dict[str, "Server | ElsewhereServer"] = {}
+_running: dict[str, Server | ElsewhereServer] = {}
 _lock = threading.Lock()
 
 
@@ -69,7 +70,7 @@ class Server:
             if _running.get(self.name) is self:
                 del _running[self.name]
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -123,7 +124,7 @@ class ElsewhereServer:
             if _running.get(self.name) is self:
                 del _running[self.name]
 
-    def __enter__(self) -> "ElsewhereServer":
+    def __enter__(self) -> ElsewhereServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -133,6 +134,10 @@ class ElsewhereServer:
         return f"{self.name} {'serving' if self.running else 'stopped, was'} on {self.url}"
 
     __repr__ = __str__
+
+
+#: What ``serve`` returns: a server of this process, or one another process runs for it.
+Served = Server | ElsewhereServer
 
 
 def proxy_prefix() -> str | None:
@@ -162,10 +167,10 @@ def serve(app: Any, name: str = "app", *, log_level: str = "warning") -> Server 
         previous.stop()
     elsewhere = getattr(type(app), "__streamcourse_serve__", None)
     if elsewhere is not None:
-        handle = elsewhere(app, name)
+        served: ElsewhereServer = elsewhere(app, name)
         with _lock:
-            _running[name] = handle
-        return handle
+            _running[name] = served
+        return served
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -181,7 +186,8 @@ def serve(app: Any, name: str = "app", *, log_level: str = "warning") -> Server 
         log_level=log_level,
         lifespan="auto",
         root_path=root_path,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        # typed int, but uvicorn hands it to asyncio.wait_for, which takes any number of seconds
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,  # type: ignore[arg-type]
     )
     server = uvicorn.Server(config)
     failure: list[BaseException] = []
@@ -189,7 +195,7 @@ def serve(app: Any, name: str = "app", *, log_level: str = "warning") -> Server 
     def run() -> None:
         try:
             server.run(sockets=[sock])
-        except BaseException as exc:  # reported to the caller of serve()
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller of serve()
             failure.append(exc)
 
     thread = threading.Thread(target=run, name=f"streamcourse-{name}", daemon=True)

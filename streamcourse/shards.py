@@ -19,9 +19,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, TypeVar
+from typing import Any, TypeVar
 
 from streamcourse import reports
 from streamcourse.outdir import ReportDir
@@ -70,10 +71,11 @@ def read_run(out: Path) -> dict[str, Any]:
 
 
 def _check_complete(runs: list[dict[str, Any]], outs: list[Path]) -> None:
-    shards = [run.get("shard") for run in runs]
-    if any(s is None for s in shards):
-        plain = [str(o) for o, s in zip(outs, shards) if s is None]
+    found = [run.get("shard") for run in runs]
+    plain = [str(o) for o, s in zip(outs, found, strict=True) if s is None]
+    if plain:
         raise ShardError(f"not graded with --shard: {', '.join(plain)}")
+    shards: list[dict[str, int]] = [s for s in found if s is not None]
     total = {s["of"] for s in shards}
     if len(total) != 1:
         raise ShardError(f"the shards come from splits into different numbers of parts: {sorted(total)}")
@@ -85,8 +87,10 @@ def _check_complete(runs: list[dict[str, Any]], outs: list[Path]) -> None:
         raise ShardError(f"need shards 1..{n} once each; missing {missing or 'none'}, given twice {twice or 'none'}")
     configs = {json.dumps([run.get("config"), run.get("limits")], sort_keys=True) for run in runs}
     if len(configs) != 1:
-        raise ShardError("the shards were graded with different options (checks, limits, late policy or gradebooks); "
-                         "grade them again with the same command line")
+        raise ShardError(
+            "the shards were graded with different options (checks, limits, late policy or gradebooks); "
+            "grade them again with the same command line"
+        )
 
 
 def merge(outs: list[Path], out: Path) -> list[Grade]:

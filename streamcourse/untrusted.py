@@ -15,8 +15,7 @@ import csv
 import io
 import re
 import unicodedata
-from collections.abc import Iterable
-from typing import Hashable
+from collections.abc import Hashable, Iterable
 
 __all__ = ["clean", "terminal", "csv_cell", "csv_text", "learner_name", "unique_names"]
 

@@ -39,6 +39,7 @@ def break_off_check_runs(monkeypatch: pytest.MonkeyPatch) -> Callable[[ModuleTyp
 
     def patch(module: ModuleType) -> None:
         run_checks = module.run_checks
+
         def stopping(*args: Any, plugins: Any = (), **kwargs: Any) -> Any:
             return run_checks(*args, plugins=[*plugins, _StopAfterFirstCheck()], **kwargs)
 

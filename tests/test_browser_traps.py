@@ -51,8 +51,13 @@ class Recorder:
         self.lock = threading.Lock()
 
     def note(self, request: Request) -> None:
-        seen = Seen(request.method, dict(request.headers), dict(request.query_params),
-                    request.scope["client"][1], request.scope["http_version"])
+        seen = Seen(
+            request.method,
+            dict(request.headers),
+            dict(request.query_params),
+            request.scope["client"][1],
+            request.scope["http_version"],
+        )
         with self.lock:
             self.by_tag[request.query_params.get("tag", "")].append(seen)
 
@@ -76,9 +81,11 @@ def api_app(rec: Recorder, cors: dict[str, Any] | None, with_page: bool = False)
 
     @app.get("/events")
     async def events(request: Request, token: str | None = None, endless: bool = False) -> Response:
-        authorized = (request.cookies.get("session") == SESSION
-                      or request.headers.get("authorization") == f"Bearer {SESSION}"
-                      or tokens.get(token or "", 0) > time.monotonic())
+        authorized = (
+            request.cookies.get("session") == SESSION
+            or request.headers.get("authorization") == f"Bearer {SESSION}"
+            or tokens.get(token or "", 0) > time.monotonic()
+        )
         if not authorized:
             return JSONResponse({"detail": "log in first"}, status_code=401)
 
@@ -192,7 +199,9 @@ def test_event_source_has_no_way_to_send_an_authorization_header(page, origins, 
     log_in(page, origins["api_exact"])
     url, tag = stream_url(origins["api_exact"])
     page.goto(f"{origins['page'].url}/")
-    page.evaluate(OPEN_EVENT_SOURCE, [url, {"withCredentials": True, "headers": {"Authorization": f"Bearer {SESSION}"}}])
+    page.evaluate(
+        OPEN_EVENT_SOURCE, [url, {"withCredentials": True, "headers": {"Authorization": f"Bearer {SESSION}"}}]
+    )
     sent = wait_for_requests(rec, tag, 1)[0].headers
     print(f"EventSource sent: {sorted(sent)}")
     assert "authorization" not in sent, "EventSource ignores a headers option: there is no way to add Authorization"
@@ -205,8 +214,12 @@ def test_with_credentials_and_an_exact_origin_the_cookie_goes_and_the_page_reads
     event_source(page, origins["page"], url, with_credentials=True)
     seen = outcome(page)
     request = wait_for_requests(rec, tag, 1)[0]
-    print(f"exact origin + withCredentials: cookie sent={'session' in request.headers.get('cookie', '')}, read {seen['got']}")
-    assert f"session={SESSION}" in request.headers.get("cookie", ""), "withCredentials sends the API's cookie cross-origin"
+    print(
+        f"exact origin + withCredentials: cookie sent={'session' in request.headers.get('cookie', '')}, read {seen['got']}"
+    )
+    assert f"session={SESSION}" in request.headers.get("cookie", ""), (
+        "withCredentials sends the API's cookie cross-origin"
+    )
     assert seen["got"][:3] == [f"private event {n} for alice" for n in range(3)]
 
 
@@ -217,7 +230,9 @@ def test_without_with_credentials_no_cookie_goes_and_the_stream_is_refused(page,
     seen = outcome(page)
     request = wait_for_requests(rec, tag, 1)[0]
     assert "cookie" not in request.headers, "a cross-origin EventSource without withCredentials sends no cookie"
-    assert seen["got"] == [] and seen["state"] == 2, "the API answered 401, and a non-200 answer closes the EventSource for good"
+    assert seen["got"] == [] and seen["state"] == 2, (
+        "the API answered 401, and a non-200 answer closes the EventSource for good"
+    )
 
 
 def test_a_star_origin_cannot_be_used_with_credentials(page, origins, rec) -> None:
@@ -226,7 +241,9 @@ def test_a_star_origin_cannot_be_used_with_credentials(page, origins, rec) -> No
     event_source(page, origins["page"], url, with_credentials=True)
     seen = outcome(page)
     request = wait_for_requests(rec, tag, 1)[0]
-    print(f"ACAO '*' + withCredentials: cookie sent={'cookie' in request.headers}, page read {seen['got']}, state {seen['state']}")
+    print(
+        f"ACAO '*' + withCredentials: cookie sent={'cookie' in request.headers}, page read {seen['got']}, state {seen['state']}"
+    )
     assert "cookie" in request.headers, "the browser did send the cookie, and the API streamed its answer..."
     assert seen["got"] == [] and seen["errors"] >= 1 and seen["state"] == 2, (
         "...but with Access-Control-Allow-Origin: * the browser must not hand a credentialed response to the page"
@@ -268,7 +285,8 @@ def test_a_short_lived_token_in_the_query_string_needs_no_cookie_and_no_credenti
 def test_fetch_streams_with_an_authorization_header_after_a_preflight(page, origins, rec) -> None:
     url, tag = stream_url(origins["api_exact"])
     page.goto(f"{origins['page'].url}/")
-    arrivals = page.evaluate("""async ([url, token]) => {
+    arrivals = page.evaluate(
+        """async ([url, token]) => {
       const started = performance.now();
       const response = await fetch(url, {headers: {"Authorization": "Bearer " + token, "Accept": "text/event-stream"}});
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -279,12 +297,16 @@ def test_fetch_streams_with_an_authorization_header_after_a_preflight(page, orig
         seen.push([Math.round(performance.now() - started), value]);
       }
       return {status: response.status, seen};
-    }""", [url, SESSION])
+    }""",
+        [url, SESSION],
+    )
     preflight = wait_for_requests(rec, tag, 1, method="OPTIONS")[0]
     get = wait_for_requests(rec, tag, 1)[0]
     times = [t for t, _ in arrivals["seen"]]
-    print(f"fetch + Authorization: preflight asked for {preflight.headers.get('access-control-request-headers')!r}; "
-          f"chunks at {times} ms")
+    print(
+        f"fetch + Authorization: preflight asked for {preflight.headers.get('access-control-request-headers')!r}; "
+        f"chunks at {times} ms"
+    )
     assert preflight.headers.get("access-control-request-headers") == "authorization"
     assert get.headers.get("authorization") == f"Bearer {SESSION}" and arrivals["status"] == 200
     assert "private event 2 for alice" in "".join(v for _, v in arrivals["seen"])
@@ -321,9 +343,11 @@ def test_the_seventh_event_source_to_an_http1_origin_waits_for_a_free_connection
     closed_at = page.evaluate("() => { window.sources[0].close(); return performance.now() - window.started; }")
     page.wait_for_function("window.opened.length >= 7", timeout=5000)
     opened_at = page.evaluate(f"window.opened.find(o => o[0] === {waiting})[1]")
-    print(f"HTTP/1.1: 6 of 7 EventSources open within {max(t for _, t in opened):.0f} ms; the seventh waited "
-          f"{opened_at:.0f} ms and opened {opened_at - closed_at:.0f} ms after another was closed; "
-          f"{len({r.client_port for r in rec.get(tag)})} connections")
+    print(
+        f"HTTP/1.1: 6 of 7 EventSources open within {max(t for _, t in opened):.0f} ms; the seventh waited "
+        f"{opened_at:.0f} ms and opened {opened_at - closed_at:.0f} ms after another was closed; "
+        f"{len({r.client_port for r in rec.get(tag)})} connections"
+    )
     assert len(rec.get(tag)) == 7, "once one stream closed, the waiting one got its connection"
     assert opened_at >= closed_at, "the seventh opened only after another EventSource was closed"
     page.evaluate("window.sources.forEach(s => s.close())")
@@ -400,8 +424,10 @@ def test_over_http2_twelve_event_sources_share_one_connection(browser, http2_sit
         opened = tab.evaluate("window.opened")
         requests = rec.get(tag)
         ports = {r.client_port for r in requests}
-        print(f"HTTP/2: 12 of 12 EventSources open within {max(t for _, t in opened):.0f} ms, "
-              f"{len(requests)} requests over {len(ports)} connection(s), HTTP/{requests[0].http_version}")
+        print(
+            f"HTTP/2: 12 of 12 EventSources open within {max(t for _, t in opened):.0f} ms, "
+            f"{len(requests)} requests over {len(ports)} connection(s), HTTP/{requests[0].http_version}"
+        )
         assert {r.http_version for r in requests} == {"2"}, "Chromium spoke HTTP/2 (over TLS, negotiated by ALPN)"
         assert len(ports) == 1, f"every stream shares one connection; the server saw {len(ports)}"
         tab.evaluate("window.sources.forEach(s => s.close())")

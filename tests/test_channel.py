@@ -24,10 +24,29 @@ def round_trip(value: object) -> object:
     return decode(json.loads(json.dumps(encode(value, lend_nothing))), keep)
 
 
-@pytest.mark.parametrize("value", [
-    None, True, False, 0, -1, 10**40, 1.5, "", "café ☕\n", b"", b"\x00\xff", Path("/tmp/x.bin"),
-    [], [1, "two", b"3"], (1, (2, 3)), {1: "int key", "k": [None], (1, 2): b"tuple key"}, {"nested": {"deep": [[{}]]}},
-], ids=repr)
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        True,
+        False,
+        0,
+        -1,
+        10**40,
+        1.5,
+        "",
+        "café ☕\n",
+        b"",
+        b"\x00\xff",
+        Path("/tmp/x.bin"),
+        [],
+        [1, "two", b"3"],
+        (1, (2, 3)),
+        {1: "int key", "k": [None], (1, 2): b"tuple key"},
+        {"nested": {"deep": [[{}]]}},
+    ],
+    ids=repr,
+)
 def test_plain_values_cross_with_their_exact_types(value: object) -> None:
     back = round_trip(value)
     assert back == value and type(back) is type(value)
@@ -69,10 +88,20 @@ def test_a_value_nested_too_deep_is_refused_both_ways() -> None:
         decode(json.loads("[" * 200 + "]" * 200), keep)
 
 
-@pytest.mark.parametrize("data", [
-    {"~x": 1}, {"~b": "not base64!"}, {"~f": "1e999"}, {"~d": [[1]]}, {"~r": "1", "~m": True, "~a": [], "~n": "x"},
-    {"~r": 1, "~m": "yes", "~a": [], "~n": "x"}, {"plain": "dicts are not values"}, {"~t": "not a list"},
-], ids=str)
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"~x": 1},
+        {"~b": "not base64!"},
+        {"~f": "1e999"},
+        {"~d": [[1]]},
+        {"~r": "1", "~m": True, "~a": [], "~n": "x"},
+        {"~r": 1, "~m": "yes", "~a": [], "~n": "x"},
+        {"plain": "dicts are not values"},
+        {"~t": "not a list"},
+    ],
+    ids=str,
+)
 def test_malformed_values_are_protocol_errors(data: object) -> None:
     with pytest.raises(ProtocolError):
         decode(data, keep)
@@ -98,7 +127,9 @@ def test_a_frame_over_the_size_limit_is_refused_before_it_is_read() -> None:
         frames.receive()
 
 
-@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b"\xff\xfe", b"{" * 10000 + b"}" * 10000], ids=["text", "array", "bytes", "deep"])
+@pytest.mark.parametrize(
+    "body", [b"not json", b"[1, 2]", b"\xff\xfe", b"{" * 10000 + b"}" * 10000], ids=["text", "array", "bytes", "deep"]
+)
 def test_a_frame_that_is_not_a_json_object_is_refused(body: bytes) -> None:
     frames, theirs = frames_pair()
     theirs.sendall(struct.pack("!I", len(body)) + body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import threading
 from pathlib import Path
 
 import nbformat
@@ -51,7 +52,7 @@ def test_what_the_notebook_prints_is_not_echoed(tmp_path: Path, capsys: pytest.C
 def test_a_missing_definition_fails_with_advice_and_the_cell_error() -> None:
     ns = checking.Namespace({}, [CellOutcome(2, "SyntaxError: invalid syntax")], origin="my.ipynb")
     with pytest.raises(pytest.fail.Exception) as failure:
-        checking.Submission(ns).batched
+        _ = checking.Submission(ns).batched
     message = str(failure.value)
     assert "`batched` is not defined" in message and "cell 2 of my.ipynb raised SyntaxError" in message
 
@@ -61,6 +62,23 @@ def test_check_report_runs_only_the_named_exercise(tmp_path: Path) -> None:
     report = checking.check_report("lab01.batched", solved)
     assert report.passed and {r.exercise for r in report.results} == {"lab01.batched"}
     assert str(report).startswith(f"lab01.batched: {len(report.results)}/{len(report.results)} checks passed")
+
+
+def test_a_check_that_timed_out_refuses_a_second_run_beside_it_until_it_ends() -> None:
+    release = threading.Event()
+    hanging = checking.Namespace({"batched": lambda rows, max_bytes: iter([]) if release.wait(30) else iter([])})
+    first = checking.check_report("lab01.batched", hanging, timeout=0.3)
+    assert "did not finish within 0.3 s" in first.problem and "Restart the kernel" in first.problem
+    second = checking.check_report("lab01.read_chunks", checking.Namespace({}))
+    assert not second.results, "no second pytest run may start while the first is alive"
+    assert "lab01.batched from an earlier check() are still running" in second.problem
+    assert "Restart the kernel" in second.problem
+    release.set()
+    for thread in threading.enumerate():
+        if thread.name == "streamcourse-check":
+            thread.join(60)
+    solved = checking.execute_notebook(checking.SOLUTIONS_DIR / "lab01_generators.ipynb")
+    assert checking.check_report("lab01.batched", solved).passed, "once the old run has ended, checking works again"
 
 
 def test_a_stub_is_reported_as_not_written_yet() -> None:

@@ -11,7 +11,9 @@ PLANNED = [CheckRecord(f"t.py::test_{n}", f"test_{n}", "lab01.batched", False, "
 
 
 def state() -> SubmissionState:
-    return SubmissionState(Job(4, "/class/ann/lab01_generators.ipynb", "ann"), LIMITS, expected=list(PLANNED), started=100.0)
+    return SubmissionState(
+        Job(4, "/class/ann/lab01_generators.ipynb", "ann"), LIMITS, expected=list(PLANNED), started=100.0
+    )
 
 
 def passed(check: CheckRecord) -> Event:
@@ -25,7 +27,13 @@ def run(s: SubmissionState, *events: Event, at: float = 101.0) -> None:
 
 def test_a_submission_that_ran_to_its_end_has_every_result() -> None:
     s = state()
-    run(s, Event("lab", lab="lab01"), Event("collected", checks=PLANNED), *map(passed, PLANNED), Event("finished", count=1))
+    run(
+        s,
+        Event("lab", lab="lab01"),
+        Event("collected", checks=PLANNED),
+        *map(passed, PLANNED),
+        Event("finished", count=1),
+    )
     record = s.end("", 105.0)
     assert record.lab == "lab01" and [c.status for c in record.checks] == [PASSED] * 3
     assert record.ended == "" and record.seconds == 5.0 and record.attempts == 1
@@ -33,13 +41,23 @@ def test_a_submission_that_ran_to_its_end_has_every_result() -> None:
 
 def test_cells_that_failed_are_kept_in_order() -> None:
     s = state()
-    run(s, Event("cell", cell=CellRecord(7, ERROR, "cell 7 raised X")), Event("cell", cell=CellRecord(2, TIMED_OUT, "cell 2 ...")))
+    run(
+        s,
+        Event("cell", cell=CellRecord(7, ERROR, "cell 7 raised X")),
+        Event("cell", cell=CellRecord(2, TIMED_OUT, "cell 2 ...")),
+    )
     assert [c.index for c in s.end("", 102.0).cells] == [2, 7]
 
 
 def test_running_out_of_time_labels_the_check_that_was_running_and_the_rest_not_run() -> None:
     s = state()
-    run(s, Event("lab", lab="lab01"), Event("collected", checks=PLANNED), passed(PLANNED[0]), Event("start", nodeid=PLANNED[1].nodeid))
+    run(
+        s,
+        Event("lab", lab="lab01"),
+        Event("collected", checks=PLANNED),
+        passed(PLANNED[0]),
+        Event("start", nodeid=PLANNED[1].nodeid),
+    )
     record = s.end(f"{TIMED_OUT}: it used up its 30 s", 132.0)
     statuses = [c.status for c in record.checks]
     assert statuses == [PASSED, TIMED_OUT, NOT_RUN]

@@ -17,7 +17,7 @@ from streamcourse.records import CellRecord, CheckRecord
 from streamcourse.scoring import ExerciseGrade, Grade
 
 sys.path.insert(0, str(Path(__file__).parent / "grading_fixtures"))
-import hostile  # noqa: E402
+import hostile
 
 # Written from Gradescope's "Autograder Specifications" (docs/specs.md of gradescope/autograder_samples):
 # every field it documents, with its documented type or choices, and nothing else.
@@ -36,38 +36,62 @@ RESULTS_SCHEMA = {
         "visibility": _VISIBILITY,
         "stdout_visibility": _VISIBILITY,
         "extra_data": {"type": "object"},
-        "tests": {"type": "array", "items": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "score": {"type": "number"}, "max_score": {"type": "number"}, "status": {"enum": ["passed", "failed"]},
-                "name": {"type": "string"}, "name_format": _FORMAT, "number": {"type": "string"},
-                "output": {"type": "string"}, "output_format": _FORMAT, "tags": {"type": "array", "items": {"type": "string"}},
-                "visibility": _VISIBILITY, "extra_data": {"type": "object"},
+        "tests": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "score": {"type": "number"},
+                    "max_score": {"type": "number"},
+                    "status": {"enum": ["passed", "failed"]},
+                    "name": {"type": "string"},
+                    "name_format": _FORMAT,
+                    "number": {"type": "string"},
+                    "output": {"type": "string"},
+                    "output_format": _FORMAT,
+                    "tags": {"type": "array", "items": {"type": "string"}},
+                    "visibility": _VISIBILITY,
+                    "extra_data": {"type": "object"},
+                },
             },
-        }},
+        },
         "leaderboard": {"type": "array", "items": {"type": "object", "required": ["name", "value"]}},
     },
     "anyOf": [{"required": ["score"]}, {"required": ["tests"]}],  # "score ... required if not on each test case"
 }
 
-HIDDEN_CHECK = '''
+HIDDEN_CHECK = """
 import pytest
 
 @pytest.mark.exercise("lab01.batched")
 def test_hidden_order(submission):
     assert list(submission.batched(iter(["a\\n", "b\\n"]), 100)) == ["a\\nb\\n"], "rows must keep their order"
-'''
+"""
 
 
 def _check(name: str, passed: bool, hidden: bool = False, exercise: str = "lab01.batched") -> CheckRecord:
-    return CheckRecord(f"t.py::{name}", name, exercise, hidden, "passed" if passed else "failed",
-                       "" if passed else "rows must keep <b>their</b> order", 0.1)
+    return CheckRecord(
+        f"t.py::{name}",
+        name,
+        exercise,
+        hidden,
+        "passed" if passed else "failed",
+        "" if passed else "rows must keep <b>their</b> order",
+        0.1,
+    )
 
 
 def _grade(partial_points: float, checks: list[CheckRecord], max_points: float = 6.0) -> Grade:
-    return Grade("ann", "lab01", "/x/lab01_generators.ipynb", [ExerciseGrade("lab01.batched", partial_points, max_points, checks)],
-                 [CellRecord(3, "error in your code", "cell 3 raised NameError")], [], [])
+    return Grade(
+        "ann",
+        "lab01",
+        "/x/lab01_generators.ipynb",
+        [ExerciseGrade("lab01.batched", partial_points, max_points, checks)],
+        [CellRecord(3, "error in your code", "cell 3 raised NameError")],
+        [],
+        [],
+    )
 
 
 def test_results_json_follows_gradescopes_documented_schema() -> None:
@@ -76,13 +100,20 @@ def test_results_json_follows_gradescopes_documented_schema() -> None:
     jsonschema.validate(data, RESULTS_SCHEMA)
     assert [t["visibility"] for t in data["tests"]] == ["visible", "visible", "after_published"]
     assert [t["status"] for t in data["tests"]] == ["passed", "failed", "passed"]
-    assert data["tests"][1]["output"] == "rows must keep <b>their</b> order" and data["tests"][1]["output_format"] == "text"
+    assert (
+        data["tests"][1]["output"] == "rows must keep <b>their</b> order"
+        and data["tests"][1]["output_format"] == "text"
+    )
     assert data["score"] == 4.0 and data["execution_time"] == 3 and "cell 3 raised NameError" in data["output"]
 
 
 def test_the_tests_scores_add_up_to_the_exercise_points() -> None:
-    partial = gradescope.results([_grade(4.0, [_check("a", True), _check("b", True), _check("c", False)])], ["lab01"], "hidden", 1)
-    assert sum(t["score"] for t in partial["tests"]) == pytest.approx(4.0) and {t["max_score"] for t in partial["tests"]} == {2.0}
+    partial = gradescope.results(
+        [_grade(4.0, [_check("a", True), _check("b", True), _check("c", False)])], ["lab01"], "hidden", 1
+    )
+    assert sum(t["score"] for t in partial["tests"]) == pytest.approx(4.0) and {
+        t["max_score"] for t in partial["tests"]
+    } == {2.0}
     whole = gradescope.results([_grade(0.0, [_check("a", True), _check("b", False)])], ["lab01"], "hidden", 1)
     assert [t["score"] for t in whole["tests"]] == [0.0, 0.0], "all-or-nothing exercises earn nothing per check either"
 
@@ -124,8 +155,9 @@ def test_run_autograder_grades_a_submission_in_gradescopes_layout(tmp_path: Path
     hostile.wrong("lab01.batched/counts_characters")(root / "submission")
     (root / "submission" / "notes.ipynb").write_text("{}")
     env = {**os.environ, gradescope.ROOT_ENV: str(root), "STREAMCOURSE_PYTHON": sys.executable}
-    done = subprocess.run(["bash", str(root / "source" / "run_autograder")], env=env, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        ["bash", str(root / "source" / "run_autograder")], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     data = json.loads((root / "results" / "results.json").read_text())
     jsonschema.validate(data, RESULTS_SCHEMA)

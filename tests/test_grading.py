@@ -24,7 +24,7 @@ from streamcourse.grading import Limits
 from streamcourse.records import CheckRecord, SubmissionRecord
 
 sys.path.insert(0, str(Path(__file__).parent / "grading_fixtures"))
-import hostile  # noqa: E402
+import hostile
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "sk-test-not-for-learners"
@@ -145,7 +145,9 @@ def test_a_crash_during_a_check_costs_that_check_only(graded: dict) -> None:
 def test_exits_and_memory_bombs_are_errors_of_one_cell(graded: dict, learner: str) -> None:
     cells = graded["grades"][learner].cells
     assert cells and cells[0].status == grading.ERROR
-    assert all(c.status in (grading.ERROR, grading.TIMED_OUT) for c in cells)  # a slow bomb may hit the time limit first
+    assert all(
+        c.status in (grading.ERROR, grading.TIMED_OUT) for c in cells
+    )  # a slow bomb may hit the time limit first
     words = {"sys_exit": "SystemExit", "memory_bomb": "MemoryError"}[learner]
     assert words in cells[0].error
 
@@ -174,7 +176,9 @@ def test_learners_cannot_change_the_checks_the_grades_or_the_machinery(graded: d
     grade = graded["grades"]["tamper"]
     assert hostile.CHECK_FILE.read_bytes() == graded["check_file_before"]
     statuses = {c.status for e in grade.exercises for c in e.checks}
-    assert statuses == {grading.ERROR}, "patching pytest in the notebook's own process changes nothing: the blank lab still fails"
+    assert statuses == {grading.ERROR}, (
+        "patching pytest in the notebook's own process changes nothing: the blank lab still fails"
+    )
     with open(graded["out"] / "grades.csv", newline="") as file:
         assert next(csv.reader(file)) == ["learner", "lab", "exercise", "points", "max_points"]
 
@@ -215,7 +219,7 @@ def test_reports_hold_every_exercise_and_every_failure(graded: dict) -> None:
 
 # --------------------------------------------------------------------------- hidden checks
 
-HIDDEN_CHECKS = '''
+HIDDEN_CHECKS = """
 import pytest
 
 @pytest.mark.exercise("lab01.batched")
@@ -237,7 +241,8 @@ def test_hidden_passes(submission):
 @pytest.mark.exercise("lab01.read_chunks")
 async def test_hidden_async_runs(submission):
     assert False, "an async hidden check runs too"
-'''
+"""
+
 
 def test_hidden_checks_count_but_never_show_their_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     hidden = tmp_path / "hidden_checks_dir"
@@ -245,7 +250,9 @@ def test_hidden_checks_count_but_never_show_their_code(tmp_path: Path, capsys: p
     (hidden / "test_lab01_hidden.py").write_text(HIDDEN_CHECKS)
     hostile.right(tmp_path / "class" / "alice")
     out = tmp_path / "out"
-    args = argparse.Namespace(submissions=[str(tmp_path / "class")], checks=[str(hidden)], jobs=1, timeout=24.0, out=str(out))
+    args = argparse.Namespace(
+        submissions=[str(tmp_path / "class")], checks=[str(hidden)], jobs=1, timeout=24.0, out=str(out)
+    )
     assert grading.main(args) == 0
     summary = capsys.readouterr().out
     assert "alice" in summary and "lab01" in summary
@@ -273,15 +280,21 @@ def test_submissions_are_found_in_folders_and_named_by_their_folder(tmp_path: Pa
     (tmp_path / "bob" / ".ipynb_checkpoints").mkdir()
     (tmp_path / "bob" / ".ipynb_checkpoints" / "lab01_generators-checkpoint.ipynb").write_text("{}")
     found = grading.find_submissions([tmp_path])
-    assert [(s.learner, s.path.name) for s in found] == [("bob", "lab01_generators.ipynb"), ("deeper", "lab01_generators.ipynb")]
+    assert [(s.learner, s.path.name) for s in found] == [
+        ("bob", "lab01_generators.ipynb"),
+        ("deeper", "lab01_generators.ipynb"),
+    ]
 
 
 def _args(tmp_path: Path, *submissions: str | Path, out: Path | None = None) -> argparse.Namespace:
-    return argparse.Namespace(submissions=[str(s) for s in submissions], checks=[], jobs=1, timeout=12.0,
-                              out=str(out or tmp_path / "out"))
+    return argparse.Namespace(
+        submissions=[str(s) for s in submissions], checks=[], jobs=1, timeout=12.0, out=str(out or tmp_path / "out")
+    )
 
 
-def test_exit_status_is_not_zero_only_when_grading_cannot_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_exit_status_is_not_zero_only_when_grading_cannot_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     assert grading.main(_args(tmp_path, empty)) == 2
@@ -295,7 +308,10 @@ def test_exit_status_is_not_zero_only_when_grading_cannot_run(tmp_path: Path, ca
 
 
 def test_partial_credit_is_the_share_of_checks_passed_unless_the_lab_says_otherwise() -> None:
-    checks = [CheckRecord(f"t{i}", f"test_{i}", "lab01.x", False, grading.PASSED if i < 3 else grading.FAILED) for i in range(4)]
+    checks = [
+        CheckRecord(f"t{i}", f"test_{i}", "lab01.x", False, grading.PASSED if i < 3 else grading.FAILED)
+        for i in range(4)
+    ]
     record = SubmissionRecord(0, "/x/erin/lab01_generators.ipynb", "erin", "lab01", checks=checks)
     shared = grading.score([record], {"lab01": [grading.ExerciseSpec("lab01.x", 8.0)]})
     whole = grading.score([record], {"lab01": [grading.ExerciseSpec("lab01.x", 8.0, partial=False)]})
@@ -310,16 +326,21 @@ def test_every_solution_scores_full_marks_and_every_blank_lab_scores_zero(tmp_pa
     for g in grades:
         by_learner.setdefault(g.learner, {})[g.lab] = g
     assert sorted(by_learner["solutions"]) == labs and sorted(by_learner["labs"]) == labs
-    short = {lab: f"{g.points:g}/{g.max_points:g}" for lab, g in by_learner["solutions"].items() if g.points != g.max_points}
+    short = {
+        lab: f"{g.points:g}/{g.max_points:g}" for lab, g in by_learner["solutions"].items() if g.points != g.max_points
+    }
     assert short == {}, f"solutions that lost points: {short}"
     earned = {lab: g.points for lab, g in by_learner["labs"].items() if g.points != 0}
     assert earned == {}, f"blank labs that earned points: {earned}"
     assert all(g.max_points > 0 and not g.flags for g in grades)
 
 
-def test_without_a_usable_sandbox_grade_refuses_and_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(grading.isolation, "problem", lambda: "`bwrap` is not installed. " + grading.isolation.INSTALL_HINT)
+def test_without_a_usable_sandbox_grade_refuses_and_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(
+        grading.isolation, "problem", lambda: "`bwrap` is not installed. " + grading.isolation.INSTALL_HINT
+    )
     hostile.right(tmp_path / "class" / "ann")
     assert grading.main(_args(tmp_path, tmp_path / "class")) == 2
     err = capsys.readouterr().err
@@ -327,7 +348,9 @@ def test_without_a_usable_sandbox_grade_refuses_and_says_how_to_install_it(tmp_p
     assert not (tmp_path / "out" / "grades.json").exists()
 
 
-def test_grading_without_isolation_says_so_in_the_reports_and_the_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_grading_without_isolation_says_so_in_the_reports_and_the_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     hostile.right(tmp_path / "class" / "ann")
     args = _args(tmp_path, tmp_path / "class")
     args.no_isolation = True

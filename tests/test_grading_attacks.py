@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import socket
 import sys
@@ -23,12 +22,11 @@ from pathlib import Path
 import nbformat
 import psutil
 import pytest
-from nbformat.v4 import new_code_cell
 
 from streamcourse import grading, isolation
 
 sys.path.insert(0, str(Path(__file__).parent / "grading_fixtures"))
-import hostile  # noqa: E402
+import hostile
 
 pytestmark = pytest.mark.skipif(isolation.problem() is not None, reason=f"no sandbox here: {isolation.problem()}")
 
@@ -55,9 +53,15 @@ def blank_with(source: str) -> nbformat.NotebookNode:
 
 def attacks(paths: dict[str, Path], port: int) -> dict[str, nbformat.NotebookNode]:
     """Learner folder → notebook. Every attack starts from the blank lab: any point it earns is stolen."""
-    targets = [paths["check_file"], paths["out"] / "grades.csv", REPO / "tests" / "labs" / "conftest.py",
-               REPO / "tests" / "labs" / "__pycache__" / "test_lab01_generators.cpython-311-pytest-9.2.0.pyc",
-               REPO / "solutions" / "planted.py", paths["victim"], paths["out"] / "feedback"]
+    targets = [
+        paths["check_file"],
+        paths["out"] / "grades.csv",
+        REPO / "tests" / "labs" / "conftest.py",
+        REPO / "tests" / "labs" / "__pycache__" / "test_lab01_generators.cpython-311-pytest-9.2.0.pyc",
+        REPO / "solutions" / "planted.py",
+        paths["victim"],
+        paths["out"] / "feedback",
+    ]
     probes = {
         "the instructor's key": f"any({SECRET!r} in read(p) for p in glob.glob('/proc/*/environ')) or {SECRET!r} in str(os.environ)",
         "solutions/": f"os.path.exists({str(REPO / 'solutions')!r})",
@@ -70,139 +74,159 @@ def attacks(paths: dict[str, Path], port: int) -> dict[str, nbformat.NotebookNod
         # the mark is written backwards here, so the probe's own text is not what it finds
         "a hidden expected value": f"any({HIDDEN_MARK[::-1]!r}[::-1] in repr(o) for o in gc.get_objects() if isinstance(o, (list, dict, tuple)))",
     }
-    spy = "\n".join([
-        "import gc, glob, os, socket, sys",
-        "def read(path):",
-        "    try:",
-        "        return open(path, errors='replace').read()",
-        "    except OSError:",
-        "        return ''",
-        "def reach(port):",
-        "    try:",
-        "        socket.create_connection(('127.0.0.1', port), timeout=1).close()",
-        "        return True",
-        "    except OSError:",
-        "        return False",
-        "def batched(rows, max_bytes):",
-        "    found = [name for name, probe in PROBES.items() if eval(probe)]",
-        "    raise ValueError('LEAKED: ' + ', '.join(found) if found else 'NOTHING-FOUND')",
-        f"PROBES = {probes!r}",
-    ])
-    forge_frames = "\n".join([
-        "import json, os, struct",
-        "def frame(obj):",
-        "    data = json.dumps(obj).encode()",
-        "    return struct.pack('!I', len(data)) + data",
-        "lies = b''.join(frame({'r': n, 'v': True}) for n in range(1, 3000))",
-        "lies += b''.join(frame({'ev': 'cell', 'd': {'~d': []}}) for _ in range(50))",
-        "for fd in range(3, 256):",
-        "    try:",
-        "        os.write(fd, lies)",
-        "    except OSError:",
-        "        pass",
-    ])
-    proc_fds = "\n".join([
-        "import glob, json",
-        "done = json.dumps({'event': 'done', 'record': {'id': 0, 'path': 'x', 'learner': 'victim', 'checks': []}})",
-        "result = json.dumps({'kind': 'result', 'checks': [{'nodeid': 'x', 'name': 'x', 'exercise': 'lab01.batched', 'hidden': False, 'status': 'passed'}]})",
-        "for path in glob.glob('/proc/*/fd/*'):",
-        "    try:",
-        "        with open(path, 'w') as f:",
-        "            f.write((done + '\\n' + result + '\\n') * 100)",
-        "    except OSError:",
-        "        pass",
-    ])
-    swap_pytest = "\n".join([
-        "import builtins, sys",
-        "try:",
-        "    import _pytest.python, _pytest.reports",
-        "    _pytest.python.Function.runtest.__code__ = (lambda self: None).__code__",
-        "    _pytest.reports.BaseReport.passed = property(lambda self: True)",
-        "except ImportError:",
-        "    pass",
-        "sys.modules['test_lab01_generators'] = type(sys)('test_lab01_generators')",
-        "builtins.AssertionError = type('Never', (BaseException,), {})",
-    ])
-    damage = "\n".join([
-        "import os",
-        f"for target in {[str(t) for t in targets]!r}:",
-        "    for act in (lambda: open(target, 'w').write('def test_nothing(): pass\\n'),",
-        "                lambda: os.makedirs(os.path.dirname(target), exist_ok=True),",
-        "                lambda: os.symlink('/etc/passwd', target),",
-        "                lambda: os.link('/etc/passwd', target),",
-        "                lambda: os.open(os.path.basename(target), os.O_WRONLY | os.O_CREAT, dir_fd=os.open(os.path.dirname(target), os.O_RDONLY))):",
-        "        try:",
-        "            act()",
-        "        except (OSError, ValueError):",
-        "            pass",
-    ])
-    kill_and_stay = "\n".join([
-        "import os, signal, threading",
-        "def survive():",
-        "    if os.fork() == 0:",
-        "        os.setsid()",
-        "        if os.fork() == 0:",
-        f"            os.execv('/bin/sleep', ['/bin/sleep', {SURVIVOR!r}])",
-        "        os._exit(0)",
-        "survive()",
-        "threading.Thread(target=survive).start()",
-        "for pid in [int(p) for p in os.listdir('/proc') if p.isdigit()]:",
-        "    if pid != os.getpid():",
-        "        for sig in (signal.SIGSTOP, signal.SIGTERM):",
-        "            try:",
-        "                os.kill(pid, sig)",
-        "            except OSError:",
-        "                pass",
-    ])
-    fill = "\n".join([
-        "import os",
-        "block = b'x' * (1 << 20)",
-        "for folder in ('/tmp', '/dev/shm', '/', os.path.expanduser('~')):",
-        "    try:",
-        "        with open(os.path.join(folder, 'fill.bin'), 'wb') as f:",
-        "            for _ in range(400):",
-        "                f.write(block)",
-        "    except OSError:",
-        "        pass",
-    ])
-    always_equal = "\n".join([
-        "class Anything(str):",
-        "    def __eq__(self, other): return True",
-        "    def __ne__(self, other): return False",
-        "    __hash__ = str.__hash__",
-        "class Chunky(bytes):",
-        "    def __eq__(self, other): return True",
-        "def read_chunks(path, size):",
-        "    yield Chunky(b'')",
-        "def batched(rows, max_bytes):",
-        "    yield Anything('')",
-    ])
-    fake_memory = "\n".join([
-        "import tracemalloc",
-        "tracemalloc.get_traced_memory = lambda: (0, 0)",
-        "tracemalloc.start = tracemalloc.stop = lambda *a: None",
-        "_kept = []",
-        "def batched(rows, max_bytes):",
-        "    chunk, size = [], 0",
-        "    for row in rows:",
-        "        _kept.append(row * 4)",
-        "        n = len(row.encode())",
-        "        if chunk and size + n > max_bytes:",
-        "            yield ''.join(chunk)",
-        "            chunk, size = [], 0",
-        "        chunk.append(row)",
-        "        size += n",
-        "    if chunk:",
-        "        yield ''.join(chunk)",
-    ])
-    flood_channel = "\n".join([
-        "import os, struct",
-        "for fd in range(3, 64):",
-        "    try:",
-        "        os.write(fd, struct.pack('!I', 1 << 31) + b'{' * 65536)",
-        "    except OSError:",
-        "        pass",
-    ])
+    spy = "\n".join(
+        [
+            "import gc, glob, os, socket, sys",
+            "def read(path):",
+            "    try:",
+            "        return open(path, errors='replace').read()",
+            "    except OSError:",
+            "        return ''",
+            "def reach(port):",
+            "    try:",
+            "        socket.create_connection(('127.0.0.1', port), timeout=1).close()",
+            "        return True",
+            "    except OSError:",
+            "        return False",
+            "def batched(rows, max_bytes):",
+            "    found = [name for name, probe in PROBES.items() if eval(probe)]",
+            "    raise ValueError('LEAKED: ' + ', '.join(found) if found else 'NOTHING-FOUND')",
+            f"PROBES = {probes!r}",
+        ]
+    )
+    forge_frames = "\n".join(
+        [
+            "import json, os, struct",
+            "def frame(obj):",
+            "    data = json.dumps(obj).encode()",
+            "    return struct.pack('!I', len(data)) + data",
+            "lies = b''.join(frame({'r': n, 'v': True}) for n in range(1, 3000))",
+            "lies += b''.join(frame({'ev': 'cell', 'd': {'~d': []}}) for _ in range(50))",
+            "for fd in range(3, 256):",
+            "    try:",
+            "        os.write(fd, lies)",
+            "    except OSError:",
+            "        pass",
+        ]
+    )
+    proc_fds = "\n".join(
+        [
+            "import glob, json",
+            "done = json.dumps({'event': 'done', 'record': {'id': 0, 'path': 'x', 'learner': 'victim', 'checks': []}})",
+            "result = json.dumps({'kind': 'result', 'checks': [{'nodeid': 'x', 'name': 'x', 'exercise': 'lab01.batched', 'hidden': False, 'status': 'passed'}]})",
+            "for path in glob.glob('/proc/*/fd/*'):",
+            "    try:",
+            "        with open(path, 'w') as f:",
+            "            f.write((done + '\\n' + result + '\\n') * 100)",
+            "    except OSError:",
+            "        pass",
+        ]
+    )
+    swap_pytest = "\n".join(
+        [
+            "import builtins, sys",
+            "try:",
+            "    import _pytest.python, _pytest.reports",
+            "    _pytest.python.Function.runtest.__code__ = (lambda self: None).__code__",
+            "    _pytest.reports.BaseReport.passed = property(lambda self: True)",
+            "except ImportError:",
+            "    pass",
+            "sys.modules['test_lab01_generators'] = type(sys)('test_lab01_generators')",
+            "builtins.AssertionError = type('Never', (BaseException,), {})",
+        ]
+    )
+    damage = "\n".join(
+        [
+            "import os",
+            f"for target in {[str(t) for t in targets]!r}:",
+            "    for act in (lambda: open(target, 'w').write('def test_nothing(): pass\\n'),",
+            "                lambda: os.makedirs(os.path.dirname(target), exist_ok=True),",
+            "                lambda: os.symlink('/etc/passwd', target),",
+            "                lambda: os.link('/etc/passwd', target),",
+            "                lambda: os.open(os.path.basename(target), os.O_WRONLY | os.O_CREAT, dir_fd=os.open(os.path.dirname(target), os.O_RDONLY))):",
+            "        try:",
+            "            act()",
+            "        except (OSError, ValueError):",
+            "            pass",
+        ]
+    )
+    kill_and_stay = "\n".join(
+        [
+            "import os, signal, threading",
+            "def survive():",
+            "    if os.fork() == 0:",
+            "        os.setsid()",
+            "        if os.fork() == 0:",
+            f"            os.execv('/bin/sleep', ['/bin/sleep', {SURVIVOR!r}])",
+            "        os._exit(0)",
+            "survive()",
+            "threading.Thread(target=survive).start()",
+            "for pid in [int(p) for p in os.listdir('/proc') if p.isdigit()]:",
+            "    if pid != os.getpid():",
+            "        for sig in (signal.SIGSTOP, signal.SIGTERM):",
+            "            try:",
+            "                os.kill(pid, sig)",
+            "            except OSError:",
+            "                pass",
+        ]
+    )
+    fill = "\n".join(
+        [
+            "import os",
+            "block = b'x' * (1 << 20)",
+            "for folder in ('/tmp', '/dev/shm', '/', os.path.expanduser('~')):",
+            "    try:",
+            "        with open(os.path.join(folder, 'fill.bin'), 'wb') as f:",
+            "            for _ in range(400):",
+            "                f.write(block)",
+            "    except OSError:",
+            "        pass",
+        ]
+    )
+    always_equal = "\n".join(
+        [
+            "class Anything(str):",
+            "    def __eq__(self, other): return True",
+            "    def __ne__(self, other): return False",
+            "    __hash__ = str.__hash__",
+            "class Chunky(bytes):",
+            "    def __eq__(self, other): return True",
+            "def read_chunks(path, size):",
+            "    yield Chunky(b'')",
+            "def batched(rows, max_bytes):",
+            "    yield Anything('')",
+        ]
+    )
+    fake_memory = "\n".join(
+        [
+            "import tracemalloc",
+            "tracemalloc.get_traced_memory = lambda: (0, 0)",
+            "tracemalloc.start = tracemalloc.stop = lambda *a: None",
+            "_kept = []",
+            "def batched(rows, max_bytes):",
+            "    chunk, size = [], 0",
+            "    for row in rows:",
+            "        _kept.append(row * 4)",
+            "        n = len(row.encode())",
+            "        if chunk and size + n > max_bytes:",
+            "            yield ''.join(chunk)",
+            "            chunk, size = [], 0",
+            "        chunk.append(row)",
+            "        size += n",
+            "    if chunk:",
+            "        yield ''.join(chunk)",
+        ]
+    )
+    flood_channel = "\n".join(
+        [
+            "import os, struct",
+            "for fd in range(3, 64):",
+            "    try:",
+            "        os.write(fd, struct.pack('!I', 1 << 31) + b'{' * 65536)",
+            "    except OSError:",
+            "        pass",
+        ]
+    )
     notebooks = {
         "forges_channel_frames": blank_with(forge_frames),
         "writes_to_every_proc_fd": blank_with(proc_fds),
@@ -252,8 +276,14 @@ def graded(tmp_path_factory: pytest.TempPathFactory, listener: int) -> dict:
     mp.setenv("OPENAI_API_KEY", SECRET)
     mp.setattr(tempfile, "tempdir", str(scratch))
     try:
-        args = argparse.Namespace(submissions=[str(root)], checks=[str(hidden)], jobs=2, timeout=LIMITS.timeout,
-                                  out=str(out), no_isolation=False)
+        args = argparse.Namespace(
+            submissions=[str(root)],
+            checks=[str(hidden)],
+            jobs=2,
+            timeout=LIMITS.timeout,
+            out=str(out),
+            no_isolation=False,
+        )
         import contextlib
         import io
 
@@ -264,8 +294,14 @@ def graded(tmp_path_factory: pytest.TempPathFactory, listener: int) -> dict:
         mp.undo()
     data = json.loads((out / "grades.json").read_text())
     return {
-        "status": status, "terminal": terminal.getvalue(), "out": out, "root": root, "scratch": scratch,
-        "by_learner": {s["learner"]: s for s in data["submissions"]}, "before": before, "repo_files": repo_files,
+        "status": status,
+        "terminal": terminal.getvalue(),
+        "out": out,
+        "root": root,
+        "scratch": scratch,
+        "by_learner": {s["learner"]: s for s in data["submissions"]},
+        "before": before,
+        "repo_files": repo_files,
         "shm_before": shm_before,
     }
 
@@ -286,9 +322,20 @@ def test_the_classmate_is_graded_correctly_whatever_the_others_do(graded: dict) 
     assert victim["cells"] == [] and victim["flags"] == []
 
 
-@pytest.mark.parametrize("attack", ["forges_channel_frames", "writes_to_every_proc_fd", "swaps_pytest_code", "spies",
-                                    "plants_files", "stops_everyone_and_stays", "fills_the_disk", "always_equal_objects",
-                                    "floods_the_channel"])
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "forges_channel_frames",
+        "writes_to_every_proc_fd",
+        "swaps_pytest_code",
+        "spies",
+        "plants_files",
+        "stops_everyone_and_stays",
+        "fills_the_disk",
+        "always_equal_objects",
+        "floods_the_channel",
+    ],
+)
 def test_an_attack_from_a_blank_lab_earns_nothing(graded: dict, attack: str) -> None:
     assert points(graded, attack) == 0.0, json.dumps(graded["by_learner"][attack]["exercises"], indent=1)[:2000]
 
@@ -299,7 +346,9 @@ def test_a_patched_tracemalloc_does_not_hide_memory_that_grows(graded: dict) -> 
 
 
 def test_the_sandbox_shows_no_secret_and_no_file_of_the_grader(graded: dict) -> None:
-    checks = [c for e in graded["by_learner"]["spies"]["exercises"] if e["exercise"] == "lab01.batched" for c in e["checks"]]
+    checks = [
+        c for e in graded["by_learner"]["spies"]["exercises"] if e["exercise"] == "lab01.batched" for c in e["checks"]
+    ]
     messages = " ".join(c["message"] for c in checks if not c["hidden"])
     assert "NOTHING-FOUND" in messages and "LEAKED" not in messages, messages[:1500]
 
@@ -318,7 +367,9 @@ def test_nothing_outside_the_reports_is_written(graded: dict) -> None:
     assert not (REPO / "tests" / "labs" / "__pycache__" / "test_lab01_generators.cpython-311-pytest-9.2.0.pyc").exists()
     assert not (REPO / "solutions" / "planted.py").exists()
     assert not (graded["out"] / "feedback").is_symlink() and (graded["out"] / "feedback").is_dir()
-    assert shutil.disk_usage("/dev/shm").used - graded["shm_before"] < 50 * 1024 * 1024, "the sandbox's /dev/shm is its own"
+    assert shutil.disk_usage("/dev/shm").used - graded["shm_before"] < 50 * 1024 * 1024, (
+        "the sandbox's /dev/shm is its own"
+    )
 
 
 def test_no_process_of_the_grading_is_left(graded: dict) -> None:

@@ -36,6 +36,7 @@ async def test_concurrent_streams_share_one_http2_connection() -> None:
     with serve_http2(app_noting_connections(seen)) as server:
         assert server.url.startswith("https://127.0.0.1:")
         async with httpx.AsyncClient(http2=True, verify=False, timeout=10) as http:
+
             async def one() -> bytes:
                 async with http.stream("GET", f"{server.url}/events") as response:
                     assert response.http_version == "HTTP/2"

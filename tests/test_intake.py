@@ -13,7 +13,7 @@ import pytest
 from streamcourse import intake, safezip
 
 sys.path.insert(0, str(Path(__file__).parent / "grading_fixtures"))
-import lms_zips  # noqa: E402
+import lms_zips
 
 RIGHT = lms_zips.notebook()
 BLANK = lms_zips.notebook(lms_zips.BLANK)
@@ -26,9 +26,14 @@ def collect(tmp_path: Path, *paths: Path) -> intake.Intake:
 
 
 def test_canvas_download_names_learners_by_name_and_id(tmp_path: Path) -> None:
-    zip_path = lms_zips.canvas(tmp_path / "canvas.zip", [
-        ("smithbob", "1234", False, RIGHT), ("smithbob", "5678", False, BLANK), ("anon_x7Yq2", "anon_x7Yq2", False, RIGHT),
-    ])
+    zip_path = lms_zips.canvas(
+        tmp_path / "canvas.zip",
+        [
+            ("smithbob", "1234", False, RIGHT),
+            ("smithbob", "5678", False, BLANK),
+            ("anon_x7Yq2", "anon_x7Yq2", False, RIGHT),
+        ],
+    )
     with zipfile.ZipFile(zip_path, "a") as archive:  # anonymous grading: no name, only anon_<id>
         archive.writestr("anon_b3c4d_90009_lab01_generators.ipynb", RIGHT)
     found = collect(tmp_path, zip_path).submissions
@@ -50,33 +55,46 @@ def test_canvas_late_mark_is_kept_for_the_late_policy(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("folders", [True, False], ids=["in folders", "flat"])
 def test_moodle_download_names_learners_by_full_name_and_participant_id(tmp_path: Path, folders: bool) -> None:
-    zip_path = lms_zips.moodle(tmp_path / "moodle.zip", [("Bob Smith", "1234567", RIGHT), ("Bob Smith", "7654321", BLANK)],
-                               folders)
+    zip_path = lms_zips.moodle(
+        tmp_path / "moodle.zip", [("Bob Smith", "1234567", RIGHT), ("Bob Smith", "7654321", BLANK)], folders
+    )
     found = collect(tmp_path, zip_path).submissions
     assert [(s.learner, s.display, s.lms_id, s.lms) for s in found] == [
-        ("Bob Smith_1234567", "Bob Smith", "1234567", "moodle"), ("Bob Smith_7654321", "Bob Smith", "7654321", "moodle")]
+        ("Bob Smith_1234567", "Bob Smith", "1234567", "moodle"),
+        ("Bob Smith_7654321", "Bob Smith", "7654321", "moodle"),
+    ]
     assert all(s.path.name.endswith("lab01_generators.ipynb") for s in found)
     assert all(s.submitted_at is None for s in found), "Moodle zips carry no submission time"
 
 
 def test_gradescope_export_reads_submitters_and_submission_time(tmp_path: Path) -> None:
-    zip_path = lms_zips.gradescope(tmp_path / "gs.zip", [
-        ("Ada Lovelace", "s001", "2025-03-02 09:30:00.123456789 +01:00", RIGHT),
-        ("Alan Turing", "s002", "2025-03-01 10:00:00.000000000 -05:00", BLANK),
-    ])
+    zip_path = lms_zips.gradescope(
+        tmp_path / "gs.zip",
+        [
+            ("Ada Lovelace", "s001", "2025-03-02 09:30:00.123456789 +01:00", RIGHT),
+            ("Alan Turing", "s002", "2025-03-01 10:00:00.000000000 -05:00", BLANK),
+        ],
+    )
     found = collect(tmp_path, zip_path).submissions
-    assert [(s.learner, s.email) for s in found] == [("Ada Lovelace_s001", "s001@example.edu"), ("Alan Turing_s002", "s002@example.edu")]
-    assert found[0].submitted_at == dt.datetime(2025, 3, 2, 8, 30, 0, 123456, tzinfo=dt.timezone.utc)
-    assert found[1].submitted_at == dt.datetime(2025, 3, 1, 15, 0, tzinfo=dt.timezone.utc)
+    assert [(s.learner, s.email) for s in found] == [
+        ("Ada Lovelace_s001", "s001@example.edu"),
+        ("Alan Turing_s002", "s002@example.edu"),
+    ]
+    assert found[0].submitted_at == dt.datetime(2025, 3, 2, 8, 30, 0, 123456, tzinfo=dt.UTC)
+    assert found[1].submitted_at == dt.datetime(2025, 3, 1, 15, 0, tzinfo=dt.UTC)
 
 
 def test_plain_zip_of_learner_folders_takes_the_entry_timestamps(tmp_path: Path) -> None:
-    zip_path = lms_zips.write_zip(tmp_path / "class.zip", {"class/alice/lab01_generators.ipynb": RIGHT,
-                                                           "class/bob/lab01_generators.ipynb": BLANK},
-                                  when=dt.datetime(2025, 3, 1, 12, 30))
+    zip_path = lms_zips.write_zip(
+        tmp_path / "class.zip",
+        {"class/alice/lab01_generators.ipynb": RIGHT, "class/bob/lab01_generators.ipynb": BLANK},
+        when=dt.datetime(2025, 3, 1, 12, 30),
+    )
     found = collect(tmp_path, zip_path).submissions
     assert [(s.learner, s.lms, s.origin) for s in found] == [
-        ("alice", "zip", "class.zip:class/alice/lab01_generators.ipynb"), ("bob", "zip", "class.zip:class/bob/lab01_generators.ipynb")]
+        ("alice", "zip", "class.zip:class/alice/lab01_generators.ipynb"),
+        ("bob", "zip", "class.zip:class/bob/lab01_generators.ipynb"),
+    ]
     assert found[0].submitted_at == dt.datetime(2025, 3, 1, 12, 30).astimezone()
     assert "zip entry" in found[0].time_source
 
@@ -109,9 +127,15 @@ def test_an_identical_second_copy_is_graded_once_and_reported(tmp_path: Path) ->
 
 
 def test_files_that_are_not_notebooks_and_zips_inside_are_left_out_and_reported(tmp_path: Path) -> None:
-    zip_path = lms_zips.write_zip(tmp_path / "class.zip", {
-        "alice/lab01_generators.ipynb": RIGHT, "alice/report.pdf": b"%PDF", "bob/lab01.zip": b"PK", "bob/.ipynb_checkpoints/x.ipynb": RIGHT,
-    })
+    zip_path = lms_zips.write_zip(
+        tmp_path / "class.zip",
+        {
+            "alice/lab01_generators.ipynb": RIGHT,
+            "alice/report.pdf": b"%PDF",
+            "bob/lab01.zip": b"PK",
+            "bob/.ipynb_checkpoints/x.ipynb": RIGHT,
+        },
+    )
     found = collect(tmp_path, zip_path)
     assert [s.learner for s in found.submissions] == ["alice"]
     notes = "\n".join(found.notes)
@@ -141,16 +165,29 @@ def _zip_with(path: Path, entries: list[tuple[zipfile.ZipInfo | str, bytes]]) ->
 def test_zip_members_that_leave_the_folder_are_skipped_and_reported(tmp_path: Path) -> None:
     link = zipfile.ZipInfo("alice/link.ipynb")
     link.external_attr = (stat.S_IFLNK | 0o777) << 16
-    zip_path = _zip_with(tmp_path / "evil.zip", [
-        ("../escaped.ipynb", RIGHT), ("/tmp/absolute.ipynb", RIGHT), ("a/../../up.ipynb", RIGHT),
-        ("C:/windows.ipynb", RIGHT), ("back\\slash.ipynb", RIGHT), (link, b"/etc/passwd"), ("alice/lab01_generators.ipynb", RIGHT),
-    ])
+    zip_path = _zip_with(
+        tmp_path / "evil.zip",
+        [
+            ("../escaped.ipynb", RIGHT),
+            ("/tmp/absolute.ipynb", RIGHT),
+            ("a/../../up.ipynb", RIGHT),
+            ("C:/windows.ipynb", RIGHT),
+            ("back\\slash.ipynb", RIGHT),
+            (link, b"/etc/passwd"),
+            ("alice/lab01_generators.ipynb", RIGHT),
+        ],
+    )
     found = collect(tmp_path, zip_path)
     assert [s.learner for s in found.submissions] == ["alice"]
     notes = "\n".join(found.notes)
-    for words in ["'../escaped.ipynb': its path leads out of the folder", "'/tmp/absolute.ipynb': it has an absolute path",
-                  "'a/../../up.ipynb': its path leads out", "'C:/windows.ipynb': it has an absolute path",
-                  "'back\\\\slash.ipynb': its name holds a backslash", "'alice/link.ipynb': it is a symbolic link"]:
+    for words in [
+        "'../escaped.ipynb': its path leads out of the folder",
+        "'/tmp/absolute.ipynb': it has an absolute path",
+        "'a/../../up.ipynb': its path leads out",
+        "'C:/windows.ipynb': it has an absolute path",
+        "'back\\\\slash.ipynb': its name holds a backslash",
+        "'alice/link.ipynb': it is a symbolic link",
+    ]:
         assert words in notes
     assert not (tmp_path / "escaped.ipynb").exists() and not Path("/tmp/absolute.ipynb").exists()
     assert not any(p.is_symlink() for p in (tmp_path / "work").rglob("*"))
@@ -186,5 +223,7 @@ def test_an_archive_with_too_many_members_is_refused_before_unpacking(tmp_path: 
 def test_a_file_that_is_not_a_zip_gives_a_clear_message(tmp_path: Path) -> None:
     fake = tmp_path / "download.zip"
     fake.write_text("<html>session expired</html>")
-    with pytest.raises(intake.IntakeError, match="download.zip is not a zip archive that can be read.*download it again"):
+    with pytest.raises(
+        intake.IntakeError, match="download.zip is not a zip archive that can be read.*download it again"
+    ):
         collect(tmp_path, fake)

@@ -49,7 +49,8 @@ def test_it_sees_none_of_the_repository_but_the_support_package(tmp_path: Path) 
 
 
 def test_it_runs_as_a_user_without_capabilities(tmp_path: Path) -> None:
-    seen = probe("""
+    seen = probe(
+        """
         seen['uid'] = os.getuid()
         seen['caps'] = [l.split()[1] for l in open('/proc/self/status') if l.startswith(('CapEff', 'CapPrm', 'CapBnd'))]
         try:
@@ -57,13 +58,16 @@ def test_it_runs_as_a_user_without_capabilities(tmp_path: Path) -> None:
             seen['setuid'] = 'worked'
         except OSError as exc:
             seen['setuid'] = exc.strerror
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert seen["uid"] != 0 and seen["setuid"] != "worked"
     assert all(int(cap, 16) == 0 for cap in seen["caps"][:2]), seen["caps"]
 
 
 def test_the_root_is_read_only(tmp_path: Path) -> None:
-    seen = probe("""
+    seen = probe(
+        """
         seen['errors'] = []
         for path in ('/usr/evil', sys.prefix + '/evil', os.path.dirname(os.__file__) + '/evil'):
             try:
@@ -71,13 +75,16 @@ def test_the_root_is_read_only(tmp_path: Path) -> None:
                 seen['errors'].append('written')
             except OSError as exc:
                 seen['errors'].append(exc.strerror)
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert "written" not in seen["errors"], seen
 
 
 def test_its_tmp_and_shm_are_private_and_small(tmp_path: Path) -> None:
     marker = Path("/dev/shm") / f"streamcourse-probe-{os.getpid()}"
-    seen = probe(f"""
+    seen = probe(
+        f"""
         seen['ours'] = os.path.exists({str(marker)!r})
         seen['filled'] = {{}}
         for folder in ('/tmp', '/dev/shm'):
@@ -89,7 +96,9 @@ def test_its_tmp_and_shm_are_private_and_small(tmp_path: Path) -> None:
             except OSError:
                 pass
             seen['filled'][folder] = written
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert not seen["ours"]
     assert seen["filled"]["/tmp"] <= LIMITS.tmp_mb << 20 and seen["filled"]["/dev/shm"] <= LIMITS.shm_mb << 20, seen
 
@@ -101,7 +110,8 @@ def test_its_environment_is_cleared(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_a_fork_bomb_stops_at_the_process_limit(tmp_path: Path) -> None:
-    seen = probe("""
+    seen = probe(
+        """
         import threading, time
         started = 0
         try:
@@ -111,18 +121,23 @@ def test_a_fork_bomb_stops_at_the_process_limit(tmp_path: Path) -> None:
         except RuntimeError:
             pass
         seen['started'] = started
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert seen["started"] < LIMITS.processes, seen
 
 
 def test_a_memory_bomb_gets_a_memory_error(tmp_path: Path) -> None:
-    seen = probe("""
+    seen = probe(
+        """
         try:
             block = bytearray(2 << 30)
             seen['got'] = 'memory'
         except MemoryError:
             seen['got'] = 'MemoryError'
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert seen["got"] == "MemoryError"
 
 
@@ -137,8 +152,12 @@ def test_it_reaches_no_network_outside_its_own_loopback(tmp_path: Path) -> None:
         try:
             isolation.private_network()
             code = f"import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=2)\n    print('reached')\nexcept OSError as e:\n    print('refused')"
-            done = subprocess.run(isolation.sandbox(None, None, LIMITS, 3) + [sys.executable, "-I", "-c", code],
-                                  capture_output=True, text=True, timeout=60)
+            done = subprocess.run(
+                isolation.sandbox(None, None, LIMITS, 3) + [sys.executable, "-I", "-c", code],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             os.write(write_fd, done.stdout.encode())
         finally:
             os._exit(0)
@@ -151,7 +170,9 @@ def test_it_reaches_no_network_outside_its_own_loopback(tmp_path: Path) -> None:
 
 def test_the_sandbox_ends_with_its_parent(tmp_path: Path) -> None:
     parent = subprocess.Popen(isolation.sandbox(None, None, LIMITS, 3) + ["/bin/sleep", "600"])
-    assert checkkit.wait_until(lambda: any("sleep" in " ".join(c.cmdline()) for c in psutil.Process(parent.pid).children(recursive=True)), 20)
+    assert checkkit.wait_until(
+        lambda: any("sleep" in " ".join(c.cmdline()) for c in psutil.Process(parent.pid).children(recursive=True)), 20
+    )
     sleeper = next(c for c in psutil.Process(parent.pid).children(recursive=True) if "sleep" in " ".join(c.cmdline()))
     parent.send_signal(signal.SIGKILL)
     parent.wait()
@@ -162,14 +183,18 @@ def test_files_a_check_hands_over_are_readable_and_not_writable(tmp_path: Path) 
     shared = tmp_path / "share"
     shared.mkdir()
     (shared / "data.bin").write_bytes(b"abc")
-    seen = probe(f"""
-        seen['data'] = open({str(shared / 'data.bin')!r}, 'rb').read().decode()
+    seen = probe(
+        f"""
+        seen['data'] = open({str(shared / "data.bin")!r}, 'rb').read().decode()
         try:
-            open({str(shared / 'evil')!r}, 'w')
+            open({str(shared / "evil")!r}, 'w')
             seen['write'] = 'written'
         except OSError as exc:
             seen['write'] = exc.strerror
-    """, tmp_path, shared=shared)
+    """,
+        tmp_path,
+        shared=shared,
+    )
     assert seen["data"] == "abc" and seen["write"] != "written"
     assert not (shared / "evil").exists()
 

@@ -78,8 +78,14 @@ def run_at_learner_pace(path: Path) -> PacedRun:
 
     nb = nbformat.read(path, as_version=4)
     run = PacedRun(path.name, next(iter(os.sched_getaffinity(0))))
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3", allow_errors=True, record_timing=True,
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT,
+        kernel_name="python3",
+        allow_errors=True,
+        record_timing=True,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
     started = time.perf_counter()
     try:
         client.execute()
@@ -92,7 +98,11 @@ def run_at_learner_pace(path: Path) -> PacedRun:
         seconds = _cell_seconds(cell)
         if seconds is not None:
             run.seconds[index] = seconds
-        run.errors += [f"cell {index} raised {out.ename}: {out.evalue[:200]}" for out in cell.get("outputs", []) if out.output_type == "error"]
+        run.errors += [
+            f"cell {index} raised {out.ename}: {out.evalue[:200]}"
+            for out in cell.get("outputs", [])
+            if out.output_type == "error"
+        ]
     return run
 
 
@@ -108,7 +118,9 @@ def paced_runs() -> dict[str, PacedRun]:
         runs = list(pool.map(run_at_learner_pace, LESSONS))
     for run in runs:  # the figures issue 18 asks for, in the test log (pytest -s, or -rA)
         cell, seconds = run.slowest()
-        print(f"{run.lesson}: {run.total:.1f} s at learner pace on core {run.core}; slowest cell {cell} ({seconds:.1f} s)")
+        print(
+            f"{run.lesson}: {run.total:.1f} s at learner pace on core {run.core}; slowest cell {cell} ({seconds:.1f} s)"
+        )
     return {run.lesson: run for run in runs}
 
 

@@ -23,7 +23,7 @@ from streamcourse.proxy import LearnerError, Proxy
 from streamcourse.remote import CheckSide
 from streamcourse.runner import LearnerSide, learner_loop
 
-LEARNER_CODE = '''
+LEARNER_CODE = """
 import asyncio
 
 log = []
@@ -62,7 +62,7 @@ def sneaky():
 
 def peek(thing):
     return thing.gi_frame
-'''
+"""
 
 
 @pytest.fixture

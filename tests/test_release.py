@@ -27,8 +27,15 @@ def test_the_release_holds_lessons_labs_package_and_visible_checks_only(released
     out, names = released
     with zipfile.ZipFile(out) as archive:
         assert sorted(archive.namelist()) == names
-    for needed in ("README.md", "pyproject.toml", "notebooks/01_generators.ipynb", "labs/lab01_generators.ipynb",
-                   "streamcourse/checking.py", "tests/labs/test_lab01_generators.py", "tests/labs/checks.ini"):
+    for needed in (
+        "README.md",
+        "pyproject.toml",
+        "notebooks/01_generators.ipynb",
+        "labs/lab01_generators.ipynb",
+        "streamcourse/checking.py",
+        "tests/labs/test_lab01_generators.py",
+        "tests/labs/checks.ini",
+    ):
         assert needed in names
     assert not [n for n in names if n.startswith(("solutions/", "tests/labs/wrong/", "tests/test_", "bench/", ".ci/"))]
 
@@ -41,7 +48,9 @@ def test_the_release_is_reproducible(released: tuple[Path, list[str]], tmp_path:
 
 def _exercise_code(lab: str) -> str:
     nb = nbformat.read(REPO / "solutions" / f"{lab}.ipynb", as_version=4)
-    return "\n\n".join(c.source for c in nb.cells if c.cell_type == "code" and not c.source.lstrip().startswith(("check(", "%")))
+    return "\n\n".join(
+        c.source for c in nb.cells if c.cell_type == "code" and not c.source.lstrip().startswith(("check(", "%"))
+    )
 
 
 def test_check_works_in_an_unpacked_release(released: tuple[Path, list[str]], tmp_path: Path) -> None:
@@ -61,7 +70,9 @@ def test_check_works_in_an_unpacked_release(released: tuple[Path, list[str]], tm
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     env.update(PYTHONPATH=str(folder), STREAMCOURSE_SPEED="20")
-    done = subprocess.run([sys.executable, "-c", script], cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=folder, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"package from {folder / 'streamcourse' / '__init__.py'}" in done.stdout
     assert "lab01.read_chunks: 5/5 checks passed — well done!" in done.stdout
@@ -69,8 +80,15 @@ def test_check_works_in_an_unpacked_release(released: tuple[Path, list[str]], tm
 
 
 def _small_course(root: Path) -> Path:
-    for name in ("README.md", "pyproject.toml", "labs/lab01_generators.ipynb", "solutions/lab01_generators.ipynb",
-                 "tests/labs/test_lab01_generators.py", "tests/labs/checks.ini", "streamcourse/checking.py"):
+    for name in (
+        "README.md",
+        "pyproject.toml",
+        "labs/lab01_generators.ipynb",
+        "solutions/lab01_generators.ipynb",
+        "tests/labs/test_lab01_generators.py",
+        "tests/labs/checks.ini",
+        "streamcourse/checking.py",
+    ):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / name, root / name)
     return root
@@ -95,7 +113,9 @@ def test_stale_labs_are_refused(tmp_path: Path) -> None:
 def test_files_git_does_not_track_stay_out(tmp_path: Path) -> None:
     course = _small_course(tmp_path / "course")
     subprocess.run(["git", "init", "-q", str(course)], check=True)
-    subprocess.run(["git", "-C", str(course), "add", "README.md", "labs", "streamcourse", "tests/labs/checks.ini"], check=True)
+    subprocess.run(
+        ["git", "-C", str(course), "add", "README.md", "labs", "streamcourse", "tests/labs/checks.ini"], check=True
+    )
     names, untracked = release.members(course)
     assert "tests/labs/test_lab01_generators.py" in untracked and "tests/labs/test_lab01_generators.py" not in names
     assert "solutions/lab01_generators.ipynb" not in names + untracked

@@ -20,8 +20,8 @@ from streamcourse import grading, reports, untrusted
 from streamcourse.scoring import lab_specs
 
 sys.path.insert(0, str(Path(__file__).parent / "grading_fixtures"))
-import fake_engine  # noqa: E402
-import lms_zips  # noqa: E402
+import fake_engine
+import lms_zips
 
 SPECS = grading.GradeOptions(specs=lab_specs()[0])
 ESCAPES = "\x1b[2J\x1b]0;owned\x07\x1b[31m"
@@ -35,8 +35,9 @@ def make_class(root: Path, *learners: str) -> Path:
 
 
 def run(tmp_path: Path, engine: fake_engine.FakeEngine, *learners: str, options: grading.GradeOptions = SPECS) -> list:
-    return grading.grade([make_class(tmp_path / "class", *learners)], tmp_path / "out", progress=False,
-                         options=options, engine=engine)
+    return grading.grade(
+        [make_class(tmp_path / "class", *learners)], tmp_path / "out", progress=False, options=options, engine=engine
+    )
 
 
 def rows(path: Path) -> list[list[str]]:
@@ -50,8 +51,9 @@ def rows(path: Path) -> list[list[str]]:
 def test_csv_cells_that_could_start_a_formula_are_neutralised_in_every_csv(tmp_path: Path) -> None:
     learners = ["=HYPERLINK(1)", "+1", "-2", "@SUM(A1)", "\tx", "\rcr", "plain"]
     options = grading.GradeOptions(specs=SPECS.specs, gradebooks=("canvas", "moodle"))
-    grades = run(tmp_path, fake_engine.FakeEngine(), *[name.strip() or name for name in learners[:4]], "plain",
-                 options=options)
+    grades = run(
+        tmp_path, fake_engine.FakeEngine(), *[name.strip() or name for name in learners[:4]], "plain", options=options
+    )
     assert len(grades) == 5
     cells = [c for name in ("grades.csv", "gradebook/canvas.csv") for row in rows(tmp_path / "out" / name) for c in row]
     for name in ("=HYPERLINK(1)", "+1", "-2", "@SUM(A1)"):
@@ -70,7 +72,11 @@ def test_html_feedback_escapes_everything_a_learner_controls(tmp_path: Path) -> 
 
 
 def test_html_feedback_shows_what_passed_what_failed_points_and_time_per_check(tmp_path: Path) -> None:
-    run(tmp_path, fake_engine.FakeEngine(lambda s: fake_engine.record(s, passed=3, message="rows must keep their order")), "ann")
+    run(
+        tmp_path,
+        fake_engine.FakeEngine(lambda s: fake_engine.record(s, passed=3, message="rows must keep their order")),
+        "ann",
+    )
     page = (tmp_path / "out" / "feedback" / "ann" / "lab01.html").read_text()
     assert "lab01 — 7 / 10 points" in page
     assert "lab01.read_chunks — 4 / 4 points" in page and "lab01.batched — 3 / 6 points" in page
@@ -80,19 +86,26 @@ def test_html_feedback_shows_what_passed_what_failed_points_and_time_per_check(t
 
 
 def test_hidden_checks_show_only_their_message(tmp_path: Path) -> None:
-    engine = fake_engine.FakeEngine(lambda s: fake_engine.record(s, passed=3, hidden=True, message="assert x == 'SECRET'"))
+    engine = fake_engine.FakeEngine(
+        lambda s: fake_engine.record(s, passed=3, hidden=True, message="assert x == 'SECRET'")
+    )
     run(tmp_path, engine, "ann")
     for name in ("lab01.md", "lab01.html"):
         text = (tmp_path / "out" / "feedback" / "ann" / name).read_text()
         assert "SECRET" not in text and grading.HIDDEN_GENERIC in text and "(hidden) no rows give no chunks" in text
 
 
-def test_nothing_learner_controlled_reaches_the_terminal_as_an_escape_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    engine = fake_engine.FakeEngine(lambda s: {**fake_engine.record(s, lab=f"lab01{ESCAPES}"), "flags": [f"flag {ESCAPES}"]})
+def test_nothing_learner_controlled_reaches_the_terminal_as_an_escape_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine = fake_engine.FakeEngine(
+        lambda s: {**fake_engine.record(s, lab=f"lab01{ESCAPES}"), "flags": [f"flag {ESCAPES}"]}
+    )
     (tmp_path / "class" / f"mal{ESCAPES}").mkdir(parents=True)
     (tmp_path / "class" / f"mal{ESCAPES}" / "lab01_generators.ipynb").write_bytes(lms_zips.notebook())
-    args = argparse.Namespace(submissions=[str(tmp_path / "class")], checks=[], jobs=1, timeout=10.0, out=str(tmp_path / "out"))
+    args = argparse.Namespace(
+        submissions=[str(tmp_path / "class")], checks=[], jobs=1, timeout=10.0, out=str(tmp_path / "out")
+    )
     monkeypatch.setattr(grading, "run_engine", engine)
     assert grading.main(args) == 0
     printed = capsys.readouterr()
@@ -117,7 +130,9 @@ def test_links_planted_in_out_are_replaced_never_written_through(tmp_path: Path)
     assert victim.read_text() == "precious" and list(victim_dir.iterdir()) == []
     assert not (out / "grades.csv").is_symlink() and rows(out / "grades.csv")[0] == reports.CSV_HEADER
     assert not (out / "feedback" / "ann").is_symlink() and (out / "feedback" / "ann" / "lab01.md").exists()
-    assert sorted(p.name for p in out.iterdir()) == ["feedback", "grades.csv", "grades.json"], "no staging folder is left"
+    assert sorted(p.name for p in out.iterdir()) == ["feedback", "grades.csv", "grades.json"], (
+        "no staging folder is left"
+    )
 
 
 def test_an_out_folder_that_is_a_link_is_refused_with_a_clear_message(tmp_path: Path) -> None:
@@ -158,20 +173,32 @@ def test_a_restarted_engine_grades_what_the_dead_one_left(tmp_path: Path) -> Non
     assert [g.points for g in grades] == [10, 10, 10] and not any(g.problem for g in grades)
 
 
-def test_main_exits_0_when_the_engine_dies_after_grading_some(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_main_exits_0_when_the_engine_dies_after_grading_some(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(grading, "run_engine", fake_engine.FakeEngine(die_after=(1, 0)))
-    args = argparse.Namespace(submissions=[str(make_class(tmp_path / "class", "ann", "bob"))], checks=[], jobs=1,
-                              timeout=10.0, out=str(tmp_path / "out"))
+    args = argparse.Namespace(
+        submissions=[str(make_class(tmp_path / "class", "ann", "bob"))],
+        checks=[],
+        jobs=1,
+        timeout=10.0,
+        out=str(tmp_path / "out"),
+    )
     assert grading.main(args) == 0
     assert "1 NOT graded (the engine stopped): bob" in capsys.readouterr().out
 
 
-def test_an_engine_that_grades_nothing_leaves_reports_and_exit_status_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_engine_that_grades_nothing_leaves_reports_and_exit_status_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(grading, "run_engine", fake_engine.FakeEngine(die_after=(0, 0)))
-    args = argparse.Namespace(submissions=[str(make_class(tmp_path / "class", "ann"))], checks=[], jobs=1, timeout=10.0,
-                              out=str(tmp_path / "out"))
+    args = argparse.Namespace(
+        submissions=[str(make_class(tmp_path / "class", "ann"))],
+        checks=[],
+        jobs=1,
+        timeout=10.0,
+        out=str(tmp_path / "out"),
+    )
     assert grading.main(args) == 2
     assert "the grading engine graded nothing" in capsys.readouterr().err
     assert rows(tmp_path / "out" / "grades.csv")[1][:3] == ["ann", "lab01", "lab01.read_chunks"]

@@ -15,9 +15,9 @@ from streamcourse.records import SubmissionRecord
 from streamcourse.scoring import lab_specs
 
 sys.path.insert(0, str(Path(__file__).parent / "grading_fixtures"))
-import fake_engine  # noqa: E402
-import hostile  # noqa: E402
-import lms_zips  # noqa: E402
+import fake_engine
+import hostile
+import lms_zips
 
 RUN_TIME = ("graded_at", "seconds")
 
@@ -30,12 +30,15 @@ class Replay:
 
     def record(self, submissions: list[Any], *rest: Any) -> tuple[list[Any], dict[str, Any]]:
         records, ready = grading.run_engine(submissions, *rest)
-        self.records.update({s.origin: r for s, r in zip(submissions, records)})
+        self.records.update({s.origin: r for s, r in zip(submissions, records, strict=True)})
         return records, ready
 
-    def replay(self, submissions: list[Any], labs: Any, check_dirs: Any, jobs: Any, limits: Any, isolated: bool,
-               on_done: Any) -> tuple[list[Any], dict[str, Any]]:
-        records = [dataclasses.replace(self.records[s.origin], id=n, path=str(s.path)) for n, s in enumerate(submissions)]
+    def replay(
+        self, submissions: list[Any], labs: Any, check_dirs: Any, jobs: Any, limits: Any, isolated: bool, on_done: Any
+    ) -> tuple[list[Any], dict[str, Any]]:
+        records = [
+            dataclasses.replace(self.records[s.origin], id=n, path=str(s.path)) for n, s in enumerate(submissions)
+        ]
         for r in records:
             on_done(r)
         return records, {"collect_errors": []}
@@ -55,9 +58,14 @@ def lab01_class(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Canvas download of a small lab01 class: right, blank (late), a known wrong answer, stripped metadata."""
     root = tmp_path_factory.mktemp("shard_class")
     learners = []
-    for n, (name, make) in enumerate([("rightr", hostile.right), ("blankb", hostile.blank),
-                                       ("wrongw", hostile.wrong("lab01.batched/counts_characters")),
-                                       ("metam", hostile.metadata_stripped)]):
+    for n, (name, make) in enumerate(
+        [
+            ("rightr", hostile.right),
+            ("blankb", hostile.blank),
+            ("wrongw", hostile.wrong("lab01.batched/counts_characters")),
+            ("metam", hostile.metadata_stripped),
+        ]
+    ):
         make(root / name)
         learners.append((name, str(100 + n), name == "blankb", (root / name / hostile.NAME).read_bytes()))
     return lms_zips.canvas(root / "canvas.zip", learners)
@@ -68,15 +76,28 @@ def test_three_shards_merged_give_the_reports_of_one_run(lab01_class: Path, tmp_
     options = dict(late=late, gradebooks=("canvas",), assignments={"lab01": "Lab 1 (4242)"})
     limits = grading.Limits(timeout=30)
     replay = Replay()
-    single = grading.grade([lab01_class], tmp_path / "single", jobs=2, limits=limits, progress=False,
-                           options=grading.GradeOptions(**options), engine=replay.record)  # the real engine, once
+    single = grading.grade(
+        [lab01_class],
+        tmp_path / "single",
+        jobs=2,
+        limits=limits,
+        progress=False,
+        options=grading.GradeOptions(**options),
+        engine=replay.record,
+    )  # the real engine, once
     assert [g.learner for g in single] == ["blankb_101", "metam_103", "rightr_100", "wrongw_102"]
     assert {g.learner: g.points for g in single}["rightr_100"] == 10 and single[0].late and single[0].points == 0
     outs = []
     for index in (1, 2, 3):
         shard = shards.Shard(index, 3)
-        grading.grade([lab01_class], tmp_path / f"shard{index}", limits=limits, progress=False,
-                      options=grading.GradeOptions(**options, shard=shard), engine=replay.replay)
+        grading.grade(
+            [lab01_class],
+            tmp_path / f"shard{index}",
+            limits=limits,
+            progress=False,
+            options=grading.GradeOptions(**options, shard=shard),
+            engine=replay.replay,
+        )
         outs.append(tmp_path / f"shard{index}")
     per_shard = [[s["learner"] for s in shards.read_run(o)["submissions"]] for o in outs]
     assert sorted(sum(per_shard, [])) == [g.learner for g in single], "every learner in exactly one shard"
@@ -90,8 +111,13 @@ def test_three_shards_merged_give_the_reports_of_one_run(lab01_class: Path, tmp_
 def _shard_out(tmp_path: Path, name: str, index: int, of: int, **options: Any) -> Path:
     (tmp_path / "class" / "ann").mkdir(parents=True, exist_ok=True)
     (tmp_path / "class" / "ann" / "lab01_generators.ipynb").write_bytes(lms_zips.notebook())
-    grading.grade([tmp_path / "class"], tmp_path / name, progress=False, engine=fake_engine.FakeEngine(),
-                  options=grading.GradeOptions(specs=lab_specs()[0], shard=shards.Shard(index, of), **options))
+    grading.grade(
+        [tmp_path / "class"],
+        tmp_path / name,
+        progress=False,
+        engine=fake_engine.FakeEngine(),
+        options=grading.GradeOptions(specs=lab_specs()[0], shard=shards.Shard(index, of), **options),
+    )
     return tmp_path / name
 
 

@@ -44,8 +44,9 @@ def canvas(path: Path, learners: list[tuple[str, str, bool, bytes]]) -> Path:
 def moodle(path: Path, learners: list[tuple[str, str, bytes]], folders: bool = True) -> Path:
     """(full name, participant id, notebook) -> ``Bob Smith_1234567_assignsubmission_file_/lab01_generators.ipynb``."""
     sep = "/" if folders else ""
-    return write_zip(path, {f"{name}_{pid}_assignsubmission_file_{sep}lab01_generators.ipynb": data
-                            for name, pid, data in learners})
+    return write_zip(
+        path, {f"{name}_{pid}_assignsubmission_file_{sep}lab01_generators.ipynb": data for name, pid, data in learners}
+    )
 
 
 def gradescope(path: Path, learners: list[tuple[str, str, str, bytes]]) -> Path:
@@ -53,7 +54,9 @@ def gradescope(path: Path, learners: list[tuple[str, str, str, bytes]]) -> Path:
     members, metadata = {}, []
     for n, (name, sid, created, data) in enumerate(learners, start=1001):
         members[f"assignment_1_export/submission_{n}/lab01_generators.ipynb"] = data
-        metadata.append(f"submission_{n}:\n  :submitters:\n  - :name: {name}\n    :sid: '{sid}'\n"
-                        f"    :email: {sid}@example.edu\n  :created_at: {created}\n  :score: 0.0\n")
+        metadata.append(
+            f"submission_{n}:\n  :submitters:\n  - :name: {name}\n    :sid: '{sid}'\n"
+            f"    :email: {sid}@example.edu\n  :created_at: {created}\n  :score: 0.0\n"
+        )
     members["assignment_1_export/submission_metadata.yml"] = "".join(metadata).encode()
     return write_zip(path, members)

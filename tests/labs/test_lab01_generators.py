@@ -9,8 +9,8 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -97,7 +97,9 @@ def test_the_file_is_closed_as_soon_as_the_consumer_stops(submission, data_file:
     assert hasattr(chunks, "close"), "return a generator (use `yield`) so the consumer can close() it"
     chunks.close()
     opened = [f.path for f in submission.process.open_files()]
-    assert str(data_file) not in opened, "after close() the file must be closed: open it with `with` inside the generator"
+    assert str(data_file) not in opened, (
+        "after close() the file must be closed: open it with `with` inside the generator"
+    )
 
 
 # --------------------------------------------------------------------------- batched
@@ -135,7 +137,9 @@ def greedy(rows: list[str], max_bytes: int) -> list[str]:
 
 def all_chunks(submission, rows: list[str], max_bytes: int) -> list[str]:
     """Every chunk ``batched`` gives for ``rows``; a failure, not a hang, if it never stops."""
-    got = within(5, lambda: list(itertools.islice(submission.batched(iter(rows), max_bytes), len(rows) + 1)), what="batched")
+    got = within(
+        5, lambda: list(itertools.islice(submission.batched(iter(rows), max_bytes), len(rows) + 1)), what="batched"
+    )
     assert len(got) <= len(rows), (
         f"batched gave more chunks than the {len(rows)} rows it was given: stop when the rows run out"
     )

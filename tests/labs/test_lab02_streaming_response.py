@@ -103,7 +103,7 @@ TRICKY_ROWS = [
     (4, "two\nlines", "has a newline"),
     (5, "café ☕", "not ASCII"),
     (6, "", "empty"),
-    (7, ' leading and trailing ', ",\"\n"),
+    (7, " leading and trailing ", ',"\n'),
 ]
 
 
@@ -149,7 +149,9 @@ async def test_the_export_leaves_the_event_loop_free(submission, servers) -> Non
             try:
                 first = await asyncio.wait_for(anext(export.aiter_raw()), WAIT)
             except (TimeoutError, StopAsyncIteration):
-                pytest.fail(f"no bytes of the export arrived within {WAIT:g} s: stream it from a generator", pytrace=False)
+                pytest.fail(
+                    f"no bytes of the export arrived within {WAIT:g} s: stream it from a generator", pytrace=False
+                )
             require_no_error(export.status_code, export.headers, first, "csv_export")
             try:
                 pong = await client.get(f"{server.url}/ping", timeout=2.0)
@@ -190,7 +192,7 @@ async def test_download_headers_say_csv_attachment_with_the_filename(submission,
         f"Content-Disposition should start with 'attachment' so the browser downloads the file; got {disposition!r}"
     )
     assert re.search(r'filename="?report-2026\.csv"?', disposition), (
-        f"Content-Disposition should carry the filename you were given (filename=\"report-2026.csv\"); got {disposition!r}"
+        f'Content-Disposition should carry the filename you were given (filename="report-2026.csv"); got {disposition!r}'
     )
 
 
@@ -264,7 +266,9 @@ async def test_first_line_arrives_before_the_source_is_finished(submission, serv
             f"nothing arrived within {WAIT:g} s while the source still had items to give: yield each line "
             "as its item arrives (an async generator), do not collect them first"
         )
-        assert first.startswith(b"{") and b"plain" in first, f"the first line should be the first item; got {first[:80]!r}"
+        assert first.startswith(b"{") and b"plain" in first, (
+            f"the first line should be the first item; got {first[:80]!r}"
+        )
     finally:
         gate.open()
 
@@ -285,7 +289,9 @@ async def test_an_empty_source_gives_an_empty_body(submission, servers) -> None:
     server = ndjson_server(submission, servers, lambda: items_from([]))
     response = await fetch(f"{server.url}/items")
     expect_ok(response, "ndjson_rows")
-    assert response.content == b"", f"no items means no lines at all (not '[]' or a blank line); got {response.content!r}"
+    assert response.content == b"", (
+        f"no items means no lines at all (not '[]' or a blank line); got {response.content!r}"
+    )
 
 
 # --------------------------------------------------------------------------- proxy
@@ -360,7 +366,9 @@ async def test_status_and_content_type_are_passed_through(submission, servers) -
     assert got.headers.get("content-type") == "application/problem+json", (
         f"pass the upstream's Content-Type through (application/problem+json); got {got.headers.get('content-type')!r}"
     )
-    assert got.content == b'{"title": "no such report"}', f"the body should be the upstream's body; got {got.content[:80]!r}"
+    assert got.content == b'{"title": "no such report"}', (
+        f"the body should be the upstream's body; got {got.content[:80]!r}"
+    )
 
 
 @pytest.mark.exercise(PROXY)

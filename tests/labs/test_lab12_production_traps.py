@@ -105,8 +105,11 @@ async def read_chat(url: str, leave_after_tokens: int | None = None) -> Read:
     try:
         await asyncio.wait_for(go(), 10)
     except TimeoutError:
-        pytest.fail("GET /chat behind your middleware did not end within 10 s: does your middleware pass every "
-                    "message on (await send(message)) and return when the app returns?", pytrace=False)
+        pytest.fail(
+            "GET /chat behind your middleware did not end within 10 s: does your middleware pass every "
+            "message on (await send(message)) and return when the app returns?",
+            pytrace=False,
+        )
     assert read.status == 200, (
         f"GET /chat behind your middleware answered {read.status} {read.body[:200]!r}: pass each message on unchanged"
     )
@@ -126,7 +129,9 @@ async def entry_for(entries: Entries, path: str, seconds: float = 2.0) -> tuple[
 @pytest.mark.exercise(TIMING)
 async def test_a_finished_stream_is_recorded_once_after_its_last_byte(timed) -> None:
     read = await read_chat(timed.url)
-    assert read.body.count(b"event: done") == 1, f"the relay's stream should arrive whole through your middleware; got {read.body[-200:]!r}"
+    assert read.body.count(b"event: done") == 1, (
+        f"the relay's stream should arrive whole through your middleware; got {read.body[-200:]!r}"
+    )
     recorded_at, _ = await entry_for(timed.entries, "/chat")
     early = read.last_byte_at - recorded_at
     assert early < 0.2, (
@@ -159,7 +164,9 @@ async def test_the_entry_says_what_the_client_saw(timed) -> None:
 async def test_a_plain_response_is_recorded_with_its_status(timed) -> None:
     async with httpx.AsyncClient(timeout=5) as http:
         response = await http.get(f"{timed.url}/no-such-page")
-    assert response.status_code == 404, f"a missing page behind your middleware should still be a 404; got {response.status_code}"
+    assert response.status_code == 404, (
+        f"a missing page behind your middleware should still be a 404; got {response.status_code}"
+    )
     _, entry = await entry_for(timed.entries, "/no-such-page")
     assert entry.get("status") == 404 and entry.get("bytes") == len(response.content), (
         f"expected status 404 and bytes {len(response.content)} for a plain 404 response; got {entry!r}"
@@ -176,7 +183,9 @@ async def leave_while_waiting(timed: Timed, tokens: int = 3) -> tuple[float, str
 
     request = asyncio.create_task(ask())
     started = await eventually(
-        lambda: any(prompt in g.prompt and g.tokens_sent >= tokens for g in timed.model.generations) or request.done(), 5)
+        lambda: any(prompt in g.prompt and g.tokens_sent >= tokens for g in timed.model.generations) or request.done(),
+        5,
+    )
     request.cancel()  # the client gives up: its connection closes
     left_at = time.monotonic()
     await asyncio.gather(request, return_exceptions=True)
@@ -287,13 +296,16 @@ async def read_stream(http: httpx.AsyncClient, url: str, **kwargs: Any) -> tuple
 
 
 @pytest.mark.exercise(CREDENTIALS)
-@pytest.mark.parametrize("cookie", [None, "alice", "not-a-session"], ids=["no_cookie", "user_name_as_cookie", "unknown_session"])
+@pytest.mark.parametrize(
+    "cookie", [None, "alice", "not-a-session"], ids=["no_cookie", "user_name_as_cookie", "unknown_session"]
+)
 async def test_events_without_a_valid_session_are_refused_with_401(site, cookie) -> None:
     async with httpx.AsyncClient(timeout=5) as http:
         await log_in(http, site, "alice")
         http.cookies.clear()
-        response, events = await read_stream(http, f"{site.api.url}/events",
-                                             headers={"Cookie": f"session={cookie}"} if cookie else {})
+        response, events = await read_stream(
+            http, f"{site.api.url}/events", headers={"Cookie": f"session={cookie}"} if cookie else {}
+        )
     assert response.status_code == 401 and not events, (
         f"GET /events with {'no cookie' if cookie is None else f'the cookie session={cookie}'} should be refused with "
         f"401 before any stream; got {response.status_code} {response.headers.get('content-type')!r} — the session "
@@ -308,7 +320,9 @@ async def test_a_logged_in_user_gets_a_stream_that_names_them(site) -> None:
             http.cookies.clear()
             await log_in(http, site, user)
             response, events = await read_stream(http, f"{site.api.url}/events")
-            assert response.status_code == 200 and response.headers.get("content-type", "").startswith("text/event-stream"), (
+            assert response.status_code == 200 and response.headers.get("content-type", "").startswith(
+                "text/event-stream"
+            ), (
                 f"a logged-in GET /events should be a 200 event stream; got {response.status_code} {response.headers.get('content-type')!r}"
             )
             names = [name for name, _ in events]
@@ -484,8 +498,11 @@ def test_your_test_passes_against_a_correct_endpoint(submission, endpoints) -> N
     try:
         failure = run_learner_test(submission.test_ticks, f"{endpoints}/correct")
     except TimeoutError:
-        pytest.fail(f"your test_ticks was still running after {TEST_SECONDS:g} s against a CORRECT endpoint (five "
-                    "ticks 0.1 s apart, done, end): it should take about half a second", pytrace=False)
+        pytest.fail(
+            f"your test_ticks was still running after {TEST_SECONDS:g} s against a CORRECT endpoint (five "
+            "ticks 0.1 s apart, done, end): it should take about half a second",
+            pytrace=False,
+        )
     assert failure is None, (
         f"your test_ticks failed against a correct endpoint (five ticks 0.1 s apart, then done, then the end) with "
         f"{type(failure).__name__}: {failure}"
@@ -499,7 +516,10 @@ def test_your_test_fails_against_a_broken_endpoint(submission, endpoints, varian
     try:
         failure = run_learner_test(submission.test_ticks, f"{endpoints}/{variant}")
     except TimeoutError:
-        pytest.fail(f"your test_ticks was still running after {TEST_SECONDS:g} s against an endpoint that {what}: "
-                    "a test must fail, not hang — read at most the events you expect, with a read timeout, "
-                    "and never the whole body of a stream", pytrace=False)
+        pytest.fail(
+            f"your test_ticks was still running after {TEST_SECONDS:g} s against an endpoint that {what}: "
+            "a test must fail, not hang — read at most the events you expect, with a read timeout, "
+            "and never the whole body of a stream",
+            pytrace=False,
+        )
     assert failure is not None, f"your test_ticks passed against an endpoint that {what}: it should fail there"

@@ -15,6 +15,13 @@ class TimingMiddleware(BaseHTTPMiddleware):
     async def dispatch(self, request, call_next):
         started = time.perf_counter()
         response = await call_next(request)
-        self.record({"path": request.url.path, "status": response.status_code, "bytes": 0,
-                     "seconds": time.perf_counter() - started, "client_left": False})
+        self.record(
+            {
+                "path": request.url.path,
+                "status": response.status_code,
+                "bytes": 0,
+                "seconds": time.perf_counter() - started,
+                "client_left": False,
+            }
+        )
         return response

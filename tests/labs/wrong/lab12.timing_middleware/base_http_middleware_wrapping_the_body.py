@@ -24,8 +24,15 @@ class TimingMiddleware(BaseHTTPMiddleware):
                     size += len(chunk)
                     yield chunk
             finally:
-                self.record({"path": request.url.path, "status": response.status_code, "bytes": size,
-                             "seconds": time.perf_counter() - started, "client_left": False})
+                self.record(
+                    {
+                        "path": request.url.path,
+                        "status": response.status_code,
+                        "bytes": size,
+                        "seconds": time.perf_counter() - started,
+                        "client_left": False,
+                    }
+                )
 
         response.body_iterator = counted()
         return response

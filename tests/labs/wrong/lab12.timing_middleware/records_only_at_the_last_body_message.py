@@ -23,7 +23,14 @@ class TimingMiddleware:
             elif message["type"] == "http.response.body":
                 seen["bytes"] += len(message.get("body", b""))
                 if not message.get("more_body", False):
-                    self.record({"path": scope["path"], "status": seen["status"], "bytes": seen["bytes"],
-                                 "seconds": time.perf_counter() - started, "client_left": False})
+                    self.record(
+                        {
+                            "path": scope["path"],
+                            "status": seen["status"],
+                            "bytes": seen["bytes"],
+                            "seconds": time.perf_counter() - started,
+                            "client_left": False,
+                        }
+                    )
 
         await self.app(scope, receive, timed_send)

@@ -16,8 +16,15 @@ class TimingMiddleware:
 
         async def timed_send(message):
             if message["type"] == "http.response.start":
-                self.record({"path": scope["path"], "status": message["status"], "bytes": 0,
-                             "seconds": time.perf_counter() - started, "client_left": False})
+                self.record(
+                    {
+                        "path": scope["path"],
+                        "status": message["status"],
+                        "bytes": 0,
+                        "seconds": time.perf_counter() - started,
+                        "client_left": False,
+                    }
+                )
             await send(message)
 
         await self.app(scope, receive, timed_send)

@@ -38,5 +38,12 @@ class TimingMiddleware:
         try:
             await self.app(scope, watched_receive, watched_send)
         finally:
-            self.record({"path": scope["path"], "status": seen["status"], "bytes": seen["bytes"],
-                         "seconds": time.perf_counter() - started, "client_left": seen["client_left"]})
+            self.record(
+                {
+                    "path": scope["path"],
+                    "status": seen["status"],
+                    "bytes": seen["bytes"],
+                    "seconds": time.perf_counter() - started,
+                    "client_left": seen["client_left"],
+                }
+            )
