@@ -107,17 +107,17 @@ TRICKY_ROWS = [
 ]
 
 
-def gated_rows(gate: Gate, before: int = 5_000, after: int = 10) -> Iterator[tuple[int, str, str]]:
-    """~200 KB of rows, then wait at the gate, then a few more."""
+def gated_rows(gate: Gate, before: int = 1_000, after: int = 10) -> Iterator[tuple[int, str, str]]:
+    """~220 KB of rows (wide ones: few enough to cross the grader's channel quickly), then the gate, then a few more."""
     for i in range(before):
-        yield (i, f"user {i}", "x" * 24)
+        yield (i, f"user {i}", "x" * 200)
     gate.hold()
     for i in range(before, before + after):
-        yield (i, f"user {i}", "x" * 24)
+        yield (i, f"user {i}", "x" * 200)
 
 
-def csv_server(submission: Any, servers: list[Server], make_rows: Any, filename: str = "report-2026.csv") -> Server:
-    app = submission.build(harness.csv_download_app, submission.csv_export, make_rows, list(HEADER), filename)
+def csv_server(submission: Any, servers: list[Server], rows: Any, filename: str = "report-2026.csv") -> Server:
+    app = submission.build(harness.csv_download_app, submission.csv_export, rows, list(HEADER), filename)
     return start(servers, app, "csv")
 
 
@@ -200,7 +200,7 @@ async def test_download_headers_say_csv_attachment_with_the_filename(submission,
 async def test_rows_are_sent_in_batches_not_one_send_per_row(submission, servers) -> None:
     """Each send of the app is one chunk of the chunked body: counted on the raw socket."""
     n = 20_000
-    server = csv_server(submission, servers, lambda: ((i, f"user {i}", "x" * 24) for i in range(n)))
+    server = csv_server(submission, servers, n)  # the rows are made beside the learner's code
     reply = await asyncio.to_thread(raw_get, f"{server.url}/export", 30.0)
     require_no_error(reply.status, reply.headers, reply.body, "csv_export")
     assert reply.status == 200 and reply.complete, f"expected a complete 200 response, got {reply.status}"

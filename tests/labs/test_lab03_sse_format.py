@@ -144,6 +144,7 @@ def test_multi_line_data_gets_one_data_field_per_line(submission) -> None:
 
 
 @pytest.mark.exercise(FORMAT)
+@pytest.mark.behaviour("every answer writes each field it is given")
 def test_event_id_and_retry_are_written(submission) -> None:
     text = fmt(submission, "payload", event="update", id="42", retry=5000)
     assert reference_parse(text) == [("update", "payload", "42", 5000)], (
@@ -291,6 +292,7 @@ def test_httpx_sse_reads_what_format_event_writes(submission) -> None:
 
 
 @pytest.mark.exercise(PARSE)
+@pytest.mark.behaviour("every parser must give the events of the plainest stream")
 def test_a_simple_stream_gives_its_events(submission) -> None:
     got = parse(submission, ["data: hello\n\n", "event: greet\ndata: world\nid: 1\n\n"])
     assert got == [("message", "hello", "", None), ("greet", "world", "1", None)], (
