@@ -160,17 +160,19 @@ def _table(count: int) -> Iterator[tuple[int, str, str]]:
         yield (i, f"user {i}", "x" * 24)
 
 
-def ndjson_app(
-    ndjson_rows: Callable[[AsyncIterable[Any]], Any], make_items: Callable[[], AsyncIterable[Any]]
-) -> FastAPI:
-    """``GET /items`` answers ``ndjson_rows(make_items())``."""
+def ndjson_app(ndjson_rows: Callable[[AsyncIterable[Any]], Any], items: AsyncIterable[Any]) -> FastAPI:
+    """``GET /items`` answers ``ndjson_rows(items)``: one request per app, since ``items`` is read once.
+
+    ``items`` is the check's own async iterable itself, not a factory: the
+    grader's channel drives an async iterator on the loop of the check that lent it.
+    """
     app = FastAPI()
 
     @app.get("/items")
-    async def items() -> Any:
+    async def answer() -> Any:
         try:
-            return ndjson_rows(make_items())
-        except Exception as exc:  # noqa: BLE001
+            return ndjson_rows(items)
+        except Exception as exc:  # noqa: BLE001 - shown to the learner by the check
             return _raised(exc)
 
     return app

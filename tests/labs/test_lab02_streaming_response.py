@@ -234,13 +234,14 @@ async def items_from(values: list[Any], gate: Gate | None = None) -> AsyncIterat
         await asyncio.sleep(0)
 
 
-def ndjson_server(submission: Any, servers: list[Server], make_items: Any) -> Server:
-    return start(servers, submission.build(harness.ndjson_app, submission.ndjson_rows, make_items), "ndjson")
+def ndjson_server(submission: Any, servers: list[Server], items: AsyncIterator[Any]) -> Server:
+    """The learner's ndjson_rows behind GET /items, fed the check's own ``items`` (one request)."""
+    return start(servers, submission.build(harness.ndjson_app, submission.ndjson_rows, items), "ndjson")
 
 
 @pytest.mark.exercise(NDJSON)
 async def test_each_item_is_one_json_line_ending_in_a_newline(submission, servers) -> None:
-    server = ndjson_server(submission, servers, lambda: items_from(ITEMS))
+    server = ndjson_server(submission, servers, items_from(ITEMS))
     response = await fetch(f"{server.url}/items")
     expect_ok(response, "ndjson_rows")
     body = response.content
@@ -259,7 +260,7 @@ async def test_each_item_is_one_json_line_ending_in_a_newline(submission, server
 @pytest.mark.exercise(NDJSON)
 async def test_first_line_arrives_before_the_source_is_finished(submission, servers) -> None:
     gate = Gate()
-    server = ndjson_server(submission, servers, lambda: items_from(ITEMS, gate))
+    server = ndjson_server(submission, servers, items_from(ITEMS, gate))
     try:
         status, first, _ = await first_bytes(f"{server.url}/items", "ndjson_rows")
         assert first and status == 200, (
@@ -275,7 +276,7 @@ async def test_first_line_arrives_before_the_source_is_finished(submission, serv
 
 @pytest.mark.exercise(NDJSON)
 async def test_content_type_is_json_lines(submission, servers) -> None:
-    server = ndjson_server(submission, servers, lambda: items_from(ITEMS[:2]))
+    server = ndjson_server(submission, servers, items_from(ITEMS[:2]))
     response = await fetch(f"{server.url}/items")
     expect_ok(response, "ndjson_rows")
     content_type = response.headers.get("content-type", "")
@@ -286,7 +287,7 @@ async def test_content_type_is_json_lines(submission, servers) -> None:
 
 @pytest.mark.exercise(NDJSON)
 async def test_an_empty_source_gives_an_empty_body(submission, servers) -> None:
-    server = ndjson_server(submission, servers, lambda: items_from([]))
+    server = ndjson_server(submission, servers, items_from([]))
     response = await fetch(f"{server.url}/items")
     expect_ok(response, "ndjson_rows")
     assert response.content == b"", (
