@@ -39,6 +39,10 @@ def break_off_check_runs(monkeypatch: pytest.MonkeyPatch) -> Callable[[ModuleTyp
 
     def patch(module: ModuleType) -> None:
         run_checks = module.run_checks
-        monkeypatch.setattr(module, "run_checks", lambda *a: run_checks(*a, plugins=[_StopAfterFirstCheck()]))
+
+        def stopping(*args: Any, plugins: Any = (), **kwargs: Any) -> Any:
+            return run_checks(*args, plugins=[*plugins, _StopAfterFirstCheck()], **kwargs)
+
+        monkeypatch.setattr(module, "run_checks", stopping)
 
     return patch
