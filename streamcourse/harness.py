@@ -12,4 +12,27 @@ Nothing a builder computes is trusted: checks judge only what they observe.
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
+
+__all__ = ["wrapped_stream_app"]
+
+
+def wrapped_stream_app(
+    wrap: Callable[..., AsyncIterator[str]], make_source: Callable[[], AsyncIterator[str]], *args: Any
+) -> FastAPI:
+    """An app whose ``GET /stream`` sends ``wrap(make_source(), *args)`` as an event stream.
+
+    ``wrap`` is the learner's stream wrapper (lab 05's ``with_keepalive``); ``make_source``
+    is the check's own callable, so each request gets a fresh source the check watches.
+    """
+    app = FastAPI()
+
+    @app.get("/stream")
+    async def stream() -> StreamingResponse:
+        return StreamingResponse(wrap(make_source(), *args), media_type="text/event-stream")
+
+    return app
