@@ -102,7 +102,7 @@ async def test_a_finished_stream_relays_every_token_and_is_billed_once(relay) ->
     assert names.count("token") == gen.tokens_sent and names[-1:] == ["done"], (
         f"expected {gen.tokens_sent} token events then done; got {len(names)} events ending {names[-2:]}"
     )
-    assert await eventually(lambda: app.state.billed == [gen.tokens_sent], 1), (
+    assert await eventually(lambda: app.state.billed == [gen.tokens_sent], 3), (
         f"a finished stream should be billed once for its {gen.tokens_sent} tokens: app.state.billed is {app.state.billed!r}"
     )
 
@@ -121,9 +121,9 @@ async def test_a_client_that_leaves_is_billed_for_what_it_got(relay) -> None:
     url, app, model = relay
     got, _, prompt = await read_then_leave(url, 5)
     gen = model.generation(prompt)
-    ok = await eventually(lambda: len(app.state.billed) == 1, 1)
+    ok = await eventually(lambda: len(app.state.billed) == 1, 3)
     assert ok, (
-        f"the client left after {got} tokens but app.state.billed is {app.state.billed!r} after 1 s: "
+        f"the client left after {got} tokens but app.state.billed is {app.state.billed!r} after 3 s: "
         "the server cancels the generator, so code after the loop never runs — bill in `finally`"
     )
     assert got <= app.state.billed[0] <= gen.tokens_sent, (
@@ -138,7 +138,7 @@ async def test_a_client_that_leaves_while_the_model_is_silent_is_billed_and_the_
     gen = model.generation(prompt)
     await gen.wait_closed_async(1.0)
     assert_upstream_closed(gen, left_at)
-    ok = await eventually(lambda: app.state.billed == [3], 1)
+    ok = await eventually(lambda: app.state.billed == [3], 3)
     assert ok, (
         f"the model went silent after 3 tokens and the client left; expected app.state.billed == [3], got "
         f"{app.state.billed!r} — a generator waiting for a silent model never reaches an is_disconnected() "
@@ -272,7 +272,7 @@ async def test_the_registry_is_empty_after_100_mixed_generations(named) -> None:
             await asyncio.wait_for(asyncio.gather(*(one(k, http) for k in kinds)), 20)
         except TimeoutError:
             pytest.fail(f"100 generations did not finish within 20 s (done: {outcomes})", pytrace=False)
-    await eventually(lambda: not app.state.running, 2)
+    await eventually(lambda: not app.state.running, 5)
     assert not app.state.running, (
         f"after 100 generations ({outcomes}) none is running, but the registry still holds {len(app.state.running)} "
         "entries: remove the entry where it always happens — after the `yield` of a dependency that registered it — "

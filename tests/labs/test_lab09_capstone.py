@@ -32,6 +32,7 @@ from streamcourse.checkkit import (
     Reply,
     Stop,
     after_events,
+    eventually,
     read_events,
     require_http_error_before_stream,
     require_stream,
@@ -292,9 +293,13 @@ def ping_gaps(lines: list[tuple[str, float]]) -> list[float]:
 async def test_two_apps_each_ping_at_their_own_interval(stack) -> None:
     quick = stack(ping_interval=0.2)
     slow = stack(ping_interval=1.0, model=quick.model)  # made second, asked second
-    quick_read = asyncio.create_task(read_raw(quick.url, ask(model="fault-stall"), seconds=1.5))
-    await asyncio.sleep(0.3)
-    slow_lines, _ = await read_raw(slow.url, ask(model="fault-stall"), seconds=1.2)
+    first = ask(model="fault-stall")
+    quick_read = asyncio.create_task(read_raw(quick.url, first, seconds=1.5))
+    prompt = first["messages"][-1]["content"]
+    assert await eventually(lambda: any(prompt in g.prompt for g in quick.model.generations), 5), (
+        "the first app never asked the model"
+    )
+    slow_lines, _ = await read_raw(slow.url, ask(model="fault-stall"), seconds=1.2)  # asked second
     quick_lines, _ = await quick_read
     quick_gaps, slow_gaps = ping_gaps(quick_lines), ping_gaps(slow_lines)
     assert len(quick_gaps) >= 3 and statistics.median(quick_gaps) <= 0.5, (
@@ -417,7 +422,7 @@ async def run_page(s: Stack, press_stop: bool) -> PageRun:
             await box.fill(prompt, timeout=3000)
             await page.get_by_role("button", name=re.compile("send", re.I)).click(timeout=3000)
             gen = await model_started(s.model, prompt)
-            assert await wait_until_async(lambda: gen.tokens_sent >= 4, 5), "the model was asked but made no tokens"
+            assert await eventually(lambda: gen.tokens_sent >= 4, 5), "the model was asked but made no tokens"
             first = json.dumps(gen.tokens[0] + gen.tokens[1])
             await page.wait_for_function(f"document.body.innerText.includes({first})", timeout=5000)
             if press_stop:
@@ -442,21 +447,12 @@ STOP_CLOCK = """() => {
 
 
 async def model_started(model: Model, prompt: str) -> llm.Generation:
-    found = await wait_until_async(lambda: any(prompt in g.prompt for g in model.generations), 5)
+    found = await eventually(lambda: any(prompt in g.prompt for g in model.generations), 5)
     assert found, (
         "after typing a prompt and pressing Send, no request reached the model within 5 s: the page should POST "
         "the prompt to `chat` (a relative URL) with fetch"
     )
     return model.generation(prompt)
-
-
-async def wait_until_async(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
 
 
 @pytest.mark.exercise(CHAT)
