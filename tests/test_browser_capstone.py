@@ -15,7 +15,6 @@ to the close in the model's record.
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -26,19 +25,12 @@ from fastapi.responses import HTMLResponse
 
 from streamcourse import llm
 from streamcourse.checking import SOLUTIONS_DIR, execute_notebook
+from streamcourse.checkkit import CLICK_CLOCK, page_time_to_monotonic
 from streamcourse.server import serve
 from test_server import PREFIX, auth, jupyter  # noqa: F401 - the real jupyter server with jupyter-server-proxy
 
 pytestmark = pytest.mark.browser
 
-#: Notes when a Stop button is clicked, in the page, before the page's own handlers run.
-STOP_CLOCK = """() => {
-  window.__stopClickedAt = null;
-  document.addEventListener("click", (e) => {
-    const button = e.target.closest("button");
-    if (button && /stop/i.test(button.textContent)) window.__stopClickedAt = performance.timeOrigin + performance.now();
-  }, true);
-}"""
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +65,7 @@ def send_then_stop(context: Any, url: str, model: Any, closes_within: float = 3.
     page.on("request", lambda r: requests.append((r.method, r.url, r.headers.get("accept", ""))))
     try:
         page.goto(url)
-        page.evaluate(STOP_CLOCK)
+        page.evaluate(CLICK_CLOCK)
         page.fill("#prompt", "Tell me about streams")
         page.click("#send")
         # Tokens appear one by one while the model is still generating.
@@ -84,7 +76,7 @@ def send_then_stop(context: Any, url: str, model: Any, closes_within: float = 3.
         page.click("#stop")
         gen.wait_closed(closes_within)
         page.wait_for_function("['stopped', 'done (cancelled)'].includes(document.getElementById('status').textContent)", timeout=5000)
-        clicked = page.evaluate("window.__stopClickedAt") / 1000 - (time.time() - time.monotonic())
+        clicked = page_time_to_monotonic(page.evaluate("window.__stopClickedAt"))
         delay = float("inf") if gen.closed_at is None else gen.closed_at - clicked
         return Stopped(gen, delay, sum(1 for t in gen.token_times if t > clicked), requests,
                        shown_before, page.inner_text("#output"), page.inner_text("#status"))

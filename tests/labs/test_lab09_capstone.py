@@ -28,11 +28,13 @@ import pytest
 
 from streamcourse import browser, llm
 from streamcourse.checkkit import (
+    CLICK_CLOCK,
     Model,
     Reply,
     Stop,
     after_events,
     eventually,
+    page_time_to_monotonic,
     read_events,
     require_http_error_before_stream,
     require_stream,
@@ -417,7 +419,7 @@ async def run_page(s: Stack, press_stop: bool) -> PageRun:
             page = await chromium.new_page()
             page.on("request", lambda r: requests.append((r.method, httpx.URL(r.url).path, r.headers.get("accept", ""))))
             await page.goto(f"{s.url}/")
-            await page.evaluate(STOP_CLOCK)
+            await page.evaluate(CLICK_CLOCK)
             box = page.locator("textarea, input[type=text], input:not([type])").first
             await box.fill(prompt, timeout=3000)
             await page.get_by_role("button", name=re.compile("send", re.I)).click(timeout=3000)
@@ -432,18 +434,10 @@ async def run_page(s: Stack, press_stop: bool) -> PageRun:
             shown = await page.inner_text("body")
         finally:
             await chromium.close()
-    stopped_at = None if stopped is None else stopped / 1000 - (time.time() - time.monotonic())
+    stopped_at = None if stopped is None else page_time_to_monotonic(stopped)
     return PageRun(requests, gen, stopped_at, shown)
 
 
-# Note the moment a Stop button is clicked, in the page, before the page's own handlers run.
-STOP_CLOCK = """() => {
-  window.__stopClickedAt = null;
-  document.addEventListener("click", (e) => {
-    const button = e.target.closest("button");
-    if (button && /stop/i.test(button.textContent)) window.__stopClickedAt = performance.timeOrigin + performance.now();
-  }, true);
-}"""
 
 
 async def model_started(model: Model, prompt: str) -> llm.Generation:
