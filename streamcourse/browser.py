@@ -19,15 +19,25 @@ CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or ""
 
 # Headless, and quiet: without the background-networking flags Chromium keeps
 # calling home, which a closed network refuses.
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def missing() -> str | None:
     """Why no browser can run here, in words that say how to get one; None when one can."""
     if CHROMIUM is None:
-        return ("no Chromium found: install Debian's browser with `apt-get install chromium` "
-                "(the browser parts drive /usr/bin/chromium and never download one)")
+        return (
+            "no Chromium found: install Debian's browser with `apt-get install chromium` "
+            "(the browser parts drive /usr/bin/chromium and never download one)"
+        )
     if importlib.util.find_spec("playwright") is None:
         return "Playwright's Python API is missing: `pip install -e '.[test]'` installs it"
     return None
