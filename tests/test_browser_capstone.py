@@ -22,15 +22,15 @@ from typing import Any
 import openai
 import pytest
 from fastapi.responses import HTMLResponse
+from test_server import PREFIX, auth
+from test_server import jupyter as jupyter_server  # noqa: F401 - the `jupyter` fixture: a real jupyter server with jupyter-server-proxy
 
 from streamcourse import llm
 from streamcourse.checking import SOLUTIONS_DIR, execute_notebook
 from streamcourse.checkkit import CLICK_CLOCK, page_time_to_monotonic
 from streamcourse.server import serve
-from test_server import PREFIX, auth, jupyter  # noqa: F401 - the real jupyter server with jupyter-server-proxy
 
 pytestmark = pytest.mark.browser
-
 
 
 @pytest.fixture(scope="module")
@@ -75,24 +75,41 @@ def send_then_stop(context: Any, url: str, model: Any, closes_within: float = 3.
         assert not gen.finished, "the page should show tokens while the model is still generating"
         page.click("#stop")
         gen.wait_closed(closes_within)
-        page.wait_for_function("['stopped', 'done (cancelled)'].includes(document.getElementById('status').textContent)", timeout=5000)
+        page.wait_for_function(
+            "['stopped', 'done (cancelled)'].includes(document.getElementById('status').textContent)", timeout=5000
+        )
         clicked = page_time_to_monotonic(page.evaluate("window.__stopClickedAt"))
         delay = float("inf") if gen.closed_at is None else gen.closed_at - clicked
-        return Stopped(gen, delay, sum(1 for t in gen.token_times if t > clicked), requests,
-                       shown_before, page.inner_text("#output"), page.inner_text("#status"))
+        return Stopped(
+            gen,
+            delay,
+            sum(1 for t in gen.token_times if t > clicked),
+            requests,
+            shown_before,
+            page.inner_text("#output"),
+            page.inner_text("#status"),
+        )
     finally:
         page.close()
 
 
 def assert_stopped_at_once(stopped: Stopped, where: str) -> None:
     gen = stopped.generation
-    print(f"{where}: Stop -> model closed after {stopped.delay * 1000:.0f} ms, {stopped.tokens_after} tokens after the "
-          f"click; {gen.tokens_sent} of 200 tokens made")
+    print(
+        f"{where}: Stop -> model closed after {stopped.delay * 1000:.0f} ms, {stopped.tokens_after} tokens after the "
+        f"click; {gen.tokens_sent} of 200 tokens made"
+    )
     assert gen.closed_at is not None, f"{where}: after Stop the model's generation was still open 3 s later"
     assert not gen.finished and gen.tokens_sent < 200, "Stop should end the generation early"
-    assert stopped.delay < 0.2, f"{where}: the model's stream closed {stopped.delay * 1000:.0f} ms after Stop (expected < 200 ms)"
-    assert stopped.tokens_after <= 2, f"{where}: the model made {stopped.tokens_after} tokens after Stop (at most 2 expected)"
-    assert stopped.shown_before and gen.text.startswith(stopped.shown_after.strip()), "the page shows a prefix of the model's reply"
+    assert stopped.delay < 0.2, (
+        f"{where}: the model's stream closed {stopped.delay * 1000:.0f} ms after Stop (expected < 200 ms)"
+    )
+    assert stopped.tokens_after <= 2, (
+        f"{where}: the model made {stopped.tokens_after} tokens after Stop (at most 2 expected)"
+    )
+    assert stopped.shown_before and gen.text.startswith(stopped.shown_after.strip()), (
+        "the page shows a prefix of the model's reply"
+    )
 
 
 def chat_accepts(stopped: Stopped) -> list[str]:
@@ -110,7 +127,9 @@ def test_the_page_streams_tokens_and_stop_closes_the_model_stream(browser, make_
             finally:
                 context.close()
     assert_stopped_at_once(stopped, "straight to the app")
-    assert chat_accepts(stopped) == ["text/event-stream"], f"the page's fetch should send Accept: text/event-stream; sent {stopped.requests}"
+    assert chat_accepts(stopped) == ["text/event-stream"], (
+        f"the page's fetch should send Accept: text/event-stream; sent {stopped.requests}"
+    )
 
 
 def test_through_jupyter_server_proxy_stop_still_stops_the_model_within_200ms(
@@ -129,7 +148,9 @@ def test_through_jupyter_server_proxy_stop_still_stops_the_model_within_200ms(
             finally:
                 context.close()
     assert_stopped_at_once(stopped, "through jupyter-server-proxy")
-    assert chat_accepts(stopped) == ["text/event-stream"], "through the proxy the page must ask for text/event-stream, or nothing streams"
+    assert chat_accepts(stopped) == ["text/event-stream"], (
+        "through the proxy the page must ask for text/event-stream, or nothing streams"
+    )
     cancels = [url for method, url, _ in stopped.requests if method == "POST" and url.endswith("/cancel")]
     assert cancels and all(f"{PREFIX}proxy/{app.port}/chat/" in url for url in cancels), (
         f"Stop should cancel by id through the proxy (a relative URL); the page sent {stopped.requests}"
@@ -148,15 +169,21 @@ def test_through_jupyter_server_proxy_aborting_alone_leaves_the_model_generating
     with serve(model, name="binder-abort-llm") as upstream:
         client = openai.AsyncOpenAI(base_url=f"{upstream.url}/v1", api_key="not-needed", max_retries=0)
         app = solution["make_app"](client, ping_interval=1.0)
-        app.add_api_route("/abort-only", lambda: HTMLResponse(abort_only), methods=["GET"])  # fetch("chat") resolves to the same /chat
+        app.add_api_route(
+            "/abort-only", lambda: HTMLResponse(abort_only), methods=["GET"]
+        )  # fetch("chat") resolves to the same /chat
         with serve(app, name="binder-abort-app") as served:
             context = browser.new_context(extra_http_headers=auth())
             try:
-                stopped = send_then_stop(context, jupyter.removesuffix(PREFIX) + served.link + "abort-only", model, closes_within=1.5)
+                stopped = send_then_stop(
+                    context, jupyter.removesuffix(PREFIX) + served.link + "abort-only", model, closes_within=1.5
+                )
             finally:
                 context.close()
-    print(f"abort() alone through the proxy: {stopped.tokens_after} tokens made after the click, "
-          f"model stream still open 1.5 s later: {stopped.delay == float('inf')}")
+    print(
+        f"abort() alone through the proxy: {stopped.tokens_after} tokens made after the click, "
+        f"model stream still open 1.5 s later: {stopped.delay == float('inf')}"
+    )
     assert stopped.status == "stopped", "the page itself stopped reading"
     assert stopped.delay == float("inf") and stopped.tokens_after >= 5, (
         "through jupyter-server-proxy the model should go on generating after abort() alone — if it stopped, the "

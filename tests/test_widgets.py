@@ -71,7 +71,9 @@ async def test_stop_closes_the_http_connection_so_the_server_sees_the_client_lea
         assert await eventually(lambda: view.tokens >= 1, 10), "the view should show the first ticks"
         view.stop()
         await view.wait(5)
-        assert await eventually(lambda: bool(ended), 5), "the server's generator should be closed once Stop closed the connection"
+        assert await eventually(lambda: bool(ended), 5), (
+            "the server's generator should be closed once Stop closed the connection"
+        )
     assert view.outcome == "stopped" and view.text.startswith("tick ")
     assert ended == ["server generator closed"]
 

@@ -93,12 +93,17 @@ async def collect(submission, source: Source, interval: float = INTERVAL, limit:
         async for piece in wrapper:
             out.append((time.monotonic(), piece))
             if len(out) > 500:
-                raise AssertionError("with_keepalive yielded more than 500 pieces for a handful of items: far too many pings")
+                raise AssertionError(
+                    "with_keepalive yielded more than 500 pieces for a handful of items: far too many pings"
+                )
 
     try:
         await asyncio.wait_for(drain(), limit)
     except TimeoutError:
-        pytest.fail(f"with_keepalive did not finish within {limit} s after its source ended: stop when the source stops", pytrace=False)
+        pytest.fail(
+            f"with_keepalive did not finish within {limit} s after its source ended: stop when the source stops",
+            pytrace=False,
+        )
     return out
 
 
@@ -108,7 +113,7 @@ def data_of(pieces: list[tuple[float, str]]) -> list[str]:
 
 def early_pings(pieces: list[tuple[float, str]], interval: float = INTERVAL) -> list[float]:
     """How soon after the piece before it each ping came, for pings sooner than 80 % of ``interval``."""
-    gaps = [(t - before) for (before, _), (t, p) in zip(pieces, pieces[1:]) if p == PING]
+    gaps = [(t - before) for (before, _), (t, p) in zip(pieces, pieces[1:], strict=False) if p == PING]
     return [g for g in gaps if g < 0.8 * interval]
 
 
@@ -187,7 +192,9 @@ async def test_closing_the_wrapper_while_the_source_has_items_ready_closes_the_s
         UNCLOSED + " — even when the source is not waiting but stands at a `yield` with its next item ready "
         "(cancelling a task blocked in queue.put, or no task at all, leaves it there)"
     )
-    assert len(source.sent) < 200, "the source was read to its end although nobody wanted more: stop reading when closed"
+    assert len(source.sent) < 200, (
+        "the source was read to its end although nobody wanted more: stop reading when closed"
+    )
 
 
 @pytest.mark.exercise(KEEPALIVE)
@@ -205,7 +212,9 @@ async def test_an_endpoint_using_it_survives_an_idle_cutting_proxy(submission, s
         return StreamingResponse(quiet(), media_type="text/event-stream")
 
     tag = uuid.uuid4().hex[:8]
-    kept = serve(submission.build(harness.wrapped_stream_app, submission.with_keepalive, quiet, 0.1), name=f"lab05-kept-{tag}")
+    kept = serve(
+        submission.build(harness.wrapped_stream_app, submission.with_keepalive, quiet, 0.1), name=f"lab05-kept-{tag}"
+    )
     plain = serve(bare, name=f"lab05-bare-{tag}")
     servers += [kept, plain]
     kept_proxy = idle_cutting_proxy(kept.url, idle_timeout=0.4, name=f"lab05-idle-kept-{tag}")
@@ -217,6 +226,9 @@ async def test_an_endpoint_using_it_survives_an_idle_cutting_proxy(submission, s
         try:
             response = await asyncio.wait_for(client.get(kept_proxy.url + "/stream"), 10)
         except httpx.RemoteProtocolError:
-            pytest.fail("behind a proxy that cuts after 0.4 s of silence the stream was cut: ping every `interval` of silence", pytrace=False)
+            pytest.fail(
+                "behind a proxy that cuts after 0.4 s of silence the stream was cut: ping every `interval` of silence",
+                pytrace=False,
+            )
     body = response.text
     assert "data: 0\n\n" in body and "data: 1\n\n" in body, f"both events should pass the proxy; got {body!r}"

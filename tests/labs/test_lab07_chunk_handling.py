@@ -140,10 +140,15 @@ async def test_crlf_cut_between_chunks_is_one_line_ending(submission) -> None:
 
 @pytest.mark.exercise(LINES)
 async def test_a_line_ended_by_a_cr_at_the_end_of_a_chunk_comes_out_at_once(submission) -> None:
-    got = await take(submission.iter_lines(endless([b"data: x\r\r"])), 2, "iter_lines", advice=(
-        "a '\\r' ends its line at once, also at the very end of a chunk: a browser dispatches this event now, "
-        "and the next chunk may never come — remember to skip a '\\n' that starts the next chunk instead"
-    ))
+    got = await take(
+        submission.iter_lines(endless([b"data: x\r\r"])),
+        2,
+        "iter_lines",
+        advice=(
+            "a '\\r' ends its line at once, also at the very end of a chunk: a browser dispatches this event now, "
+            "and the next chunk may never come — remember to skip a '\\n' that starts the next chunk instead"
+        ),
+    )
     assert got == ["data: x", ""], f"b'data: x\\r\\r' holds two complete lines, 'data: x' and ''; got {got!r}"
 
 

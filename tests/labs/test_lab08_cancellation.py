@@ -56,7 +56,9 @@ async def read_then_leave(url: str, tokens: int, model: str = llm.MODEL, linger:
         nonlocal got, left_at
         async with httpx.AsyncClient(timeout=5) as http:
             async with aconnect_sse(http, "POST", f"{url}/chat", json={"prompt": prompt, "model": model}) as source:
-                assert source.response.status_code == 200, f"expected a 200 event stream, got {source.response.status_code}"
+                assert source.response.status_code == 200, (
+                    f"expected a 200 event stream, got {source.response.status_code}"
+                )
                 async for event in source.aiter_sse():
                     if event.event == "token":
                         got += 1
@@ -95,7 +97,7 @@ async def test_a_finished_stream_relays_every_token_and_is_billed_once(relay) ->
     names = reply.names
     gen = model.generation(prompt)
     assert "done" not in names or names[-1] == "done", (
-        f"an event came after done ({names[names.index('done') + 1:][:3]}): nothing may follow the last event — "
+        f"an event came after done ({names[names.index('done') + 1 :][:3]}): nothing may follow the last event — "
         "a `yield` in `finally` sends a farewell only when the stream ends normally, and raises or is lost when "
         "the client has gone"
     )
@@ -187,7 +189,9 @@ async def test_cancelling_by_id_ends_the_stream_with_a_cancelled_event_and_stops
             await asyncio.wait_for(anext(events), 3)  # one token
             cancelled_at = time.monotonic()  # the cancel request leaves now
             answer = await http.post(f"{url}/chat/{generation_id}/cancel")
-            assert answer.status_code == 200, f"cancelling a running generation should answer 200; got {answer.status_code} {answer.text}"
+            assert answer.status_code == 200, (
+                f"cancelling a running generation should answer 200; got {answer.status_code} {answer.text}"
+            )
             rest = await asyncio.wait_for(_names(events), 2)
         except TimeoutError:
             pytest.fail("the stream did not end within 2 s of the cancel request", pytrace=False)
@@ -210,7 +214,9 @@ async def test_an_unknown_id_gets_a_404_that_names_it(named) -> None:
     url, _, _ = named
     async with httpx.AsyncClient(timeout=5) as http:
         answer = await http.post(f"{url}/chat/no-such-generation/cancel")
-    assert answer.status_code == 404, f"cancelling an id that is not running should answer 404; got {answer.status_code}"
+    assert answer.status_code == 404, (
+        f"cancelling an id that is not running should answer 404; got {answer.status_code}"
+    )
     assert "no-such-generation" in answer.text, f"the 404 should name the id it did not find; got {answer.text!r}"
 
 
@@ -249,7 +255,9 @@ async def test_the_registry_is_empty_after_100_mixed_generations(named) -> None:
         async with limit:
             if kind == "rate limited":
                 answer = await http.post(f"{url}/chat", json={"prompt": "x", "model": "fault-429"})
-                assert answer.status_code >= 400, f"a rate-limited model should give an HTTP error, got {answer.status_code}"
+                assert answer.status_code >= 400, (
+                    f"a rate-limited model should give an HTTP error, got {answer.status_code}"
+                )
             else:
                 model = "fault-midstream" if kind == "failed" else llm.MODEL
                 ctx, events, generation_id = await open_named(http, url, model)

@@ -15,7 +15,7 @@ def cancellable(client):
     app.state.tasks = set()
 
     @app.post("/chat", response_class=EventSourceResponse)
-    async def chat(body: ChatRequest):  # noqa: F821 - defined by the lab notebook
+    async def chat(body: ChatRequest):
         queue: asyncio.Queue = asyncio.Queue()
 
         async def pump() -> None:
@@ -23,7 +23,7 @@ def cancellable(client):
                 model=body.model, messages=[{"role": "user", "content": body.prompt}], stream=True
             )
             async for chunk in stream:
-                for text in token_texts(chunk):  # noqa: F821
+                for text in token_texts(chunk):
                     await queue.put(text)
             await queue.put(None)
 

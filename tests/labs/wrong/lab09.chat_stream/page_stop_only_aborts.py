@@ -4,5 +4,5 @@
 # never tells the server the browser left, and the model generates on. Stop must
 # also send POST chat/<id>/cancel, a request of its own.
 OLD = 'if (generation) fetch("chat/" + encodeURIComponent(generation) + "/cancel", { method: "POST" });'
-assert OLD in PAGE  # noqa: F821 - the solution's page, defined by the lab notebook
-PAGE = PAGE.replace(OLD, "")  # noqa: F821
+assert OLD in PAGE
+PAGE = PAGE.replace(OLD, "")

@@ -3,5 +3,5 @@
 # `Accept: */*` goes out. On a laptop it streams; through jupyter-server-proxy
 # (Binder) the whole reply is buffered and arrives at the end.
 OLD = '"Accept": "text/event-stream" '
-assert OLD in PAGE  # noqa: F821 - the solution's page, defined by the lab notebook
-PAGE = PAGE.replace(', ' + OLD, " ")  # noqa: F821
+assert OLD in PAGE
+PAGE = PAGE.replace(", " + OLD, " ")
