@@ -172,6 +172,9 @@ async def test_the_token_events_join_to_the_model_reply(stack) -> None:
 
 
 @pytest.mark.exercise(CHAT)
+@pytest.mark.behaviour(
+    "every event stream goes out with no-cache and X-Accel-Buffering: no; FastAPI's EventSourceResponse adds both"
+)
 async def test_the_stream_has_no_cache_and_no_proxy_buffering_headers(stack) -> None:
     s = stack()
     reply = await chat(s.url)
@@ -399,6 +402,9 @@ async def test_the_cancel_endpoint_stops_a_running_generation(stack) -> None:
 
 
 @pytest.mark.exercise(CHAT)
+@pytest.mark.behaviour(
+    "an id that is not running is a 404, as in lab 08 (whose wrong answer unknown_id_is_not_an_error shows the mistake)"
+)
 async def test_cancelling_an_unknown_generation_is_404(stack) -> None:
     s = stack()
     answer = await cancel(s.url, "no-such-generation")
