@@ -35,6 +35,7 @@ from streamcourse import browser, llm
 from streamcourse.server import Served, serve
 
 __all__ = [
+    "CLICK_CLOCK",
     "Model",
     "RawReply",
     "Reply",
@@ -42,6 +43,7 @@ __all__ = [
     "after_events",
     "chromium",
     "eventually",
+    "page_time_to_monotonic",
     "peak_memory_growth",
     "wait_until",
     "raw_get",
@@ -74,6 +76,26 @@ def wait_until(condition: Callable[[], bool], seconds: float, interval: float = 
             return False
         time.sleep(interval)
     return True
+
+
+# --------------------------------------------------------------------------- a click, timed in the page
+
+
+#: A script for ``page.evaluate``: notes in ``window.__stopClickedAt`` (ms since the epoch) the moment a
+#: button labelled Stop is clicked, from a capturing listener that runs before the page's own handlers.
+#: Stop's effects are then timed from the click itself, not from when the check's thread got to it.
+CLICK_CLOCK = """() => {
+  window.__stopClickedAt = null;
+  document.addEventListener("click", (e) => {
+    const button = e.target.closest("button");
+    if (button && /stop/i.test(button.textContent)) window.__stopClickedAt = performance.timeOrigin + performance.now();
+  }, true);
+}"""
+
+
+def page_time_to_monotonic(epoch_ms: float) -> float:
+    """A page's ``performance.timeOrigin + performance.now()`` on this process's ``time.monotonic()`` clock."""
+    return epoch_ms / 1000 - (time.time() - time.monotonic())
 
 
 # --------------------------------------------------------------------------- memory, measured from outside

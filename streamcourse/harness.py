@@ -32,6 +32,7 @@ __all__ = [
     "proxy_app",
     "release_free_memory",
     "relay_behind",
+    "wrapped_stream_app",
 ]
 
 #: Response header that marks a 500 as "the learner's function raised" (its body says what).
@@ -189,5 +190,22 @@ def proxy_app(proxy: Callable[[str], Any], url: str) -> FastAPI:
             return await answer if inspect.isawaitable(answer) else answer
         except Exception as exc:  # noqa: BLE001
             return _raised(exc)
+
+    return app
+
+
+def wrapped_stream_app(
+    wrap: Callable[..., AsyncIterator[str]], make_source: Callable[[], AsyncIterator[str]], *args: Any
+) -> FastAPI:
+    """An app whose ``GET /stream`` sends ``wrap(make_source(), *args)`` as an event stream.
+
+    ``wrap`` is the learner's stream wrapper (lab 05's ``with_keepalive``); ``make_source``
+    is the check's own callable, so each request gets a fresh source the check watches.
+    """
+    app = FastAPI()
+
+    @app.get("/stream")
+    async def stream() -> StreamingResponse:
+        return StreamingResponse(wrap(make_source(), *args), media_type="text/event-stream")
 
     return app
