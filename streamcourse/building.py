@@ -1,5 +1,8 @@
 """Make ``labs/`` (and the README's course map) from ``solutions/``, and prove the checks grade what they claim to.
 
+The README's Binder badge is generated too, from the one place that says where
+the course lives: ``[tool.streamcourse] repository`` in ``pyproject.toml``.
+
 ``solutions/`` is the single source: ``build`` replaces every region between
 ``# BEGIN SOLUTION`` and ``# END SOLUTION`` with a stub. Inside a function the
 stub is ``raise NotImplementedError`` (the lab still runs top to bottom; the
@@ -18,6 +21,7 @@ import copy
 import multiprocessing
 import os
 import re
+import tomllib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +31,13 @@ import nbformat
 from streamcourse import notebooks, pacing
 from streamcourse.checking import CHECKS_DIR, REPO, SOLUTIONS_DIR, execute_notebook, run_checks
 
-__all__ = ["LABS_DIR", "WRONG_DIR", "stub_solutions", "build_lab", "build", "course_map", "stale_labs", "validate"]
+__all__ = ["LABS_DIR", "WRONG_DIR", "stub_solutions", "build_lab", "build", "course_map", "repository", "binder_url",
+           "binder_badge", "stale_labs", "validate"]
 
 LABS_DIR = REPO / "labs"
 LESSONS_DIR = REPO / "notebooks"
 README = REPO / "README.md"
+PYPROJECT = REPO / "pyproject.toml"
 WRONG_DIR = CHECKS_DIR / "wrong"
 
 _BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION\s*$")
@@ -125,13 +131,33 @@ def course_map(lessons_dir: Path = LESSONS_DIR, solutions_dir: Path = SOLUTIONS_
     return "\n".join(rows)
 
 
-def _readme_with_map(readme: Path) -> str:
-    text = readme.read_text(encoding="utf-8")
-    start, end = "<!-- course-map:start -->", "<!-- course-map:end -->"
+def repository() -> str:
+    """Where the course lives on GitHub, ``owner/name``: the one setting, in ``pyproject.toml``."""
+    return tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["tool"]["streamcourse"]["repository"]
+
+
+def binder_url(repo: str | None = None) -> str:
+    """mybinder.org's launch link for the course's main branch, opening the first lesson in JupyterLab."""
+    first = sorted(LESSONS_DIR.glob("[0-9][0-9]_*.ipynb"))[0]
+    return f"https://mybinder.org/v2/gh/{repo or repository()}/main?urlpath=lab/tree/notebooks/{first.name}"
+
+
+def binder_badge(repo: str | None = None) -> str:
+    return f"[![Binder](https://mybinder.org/badge_logo.svg)]({binder_url(repo)})"
+
+
+def _replace_between(text: str, name: str, body: str, where: str) -> str:
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     if start not in text or end not in text:
-        raise BuildError(f"{readme.name} needs the markers {start} and {end} around the course map")
+        raise BuildError(f"{where} needs the markers {start} and {end} around its {name}")
     head, rest = text.split(start, 1)
-    return head + start + "\n" + course_map() + "\n" + end + rest.split(end, 1)[1]
+    return head + start + "\n" + body + "\n" + end + rest.split(end, 1)[1]
+
+
+def _readme_with_map(readme: Path) -> str:
+    """The README with its generated parts (Binder badge, course map) made afresh."""
+    text = _replace_between(readme.read_text(encoding="utf-8"), "binder-badge", binder_badge(), readme.name)
+    return _replace_between(text, "course-map", course_map(), readme.name)
 
 
 def build(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR) -> list[Path]:
@@ -160,7 +186,7 @@ def stale_labs(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR) -
         if lab.name not in expected:
             problems.append(f"labs/{lab.name} has no solution in solutions/")
     if README.read_text(encoding="utf-8") != _readme_with_map(README):
-        problems.append("README.md's course map is stale")
+        problems.append("README.md's course map or Binder badge is stale")
     return problems
 
 

@@ -10,6 +10,10 @@ from typing import Any
 
 import pytest
 
+from jupyter_page import SCREENSHOTS
+
+_saved: list[Path] = []
+
 CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and Path(p).exists()), None)
 # Headless, and quiet: without the background-networking flags Chromium keeps
 # calling home, which a closed network refuses.
@@ -28,6 +32,27 @@ def browser() -> Iterator[Any]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="session")
+def screenshot() -> Callable[[Any, str], Path]:
+    """``screenshot(locator_or_page, name)`` saves ``SCREENSHOTS/name.png`` and returns its path."""
+
+    def save(target: Any, name: str) -> Path:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        target.screenshot(path=str(path))
+        _saved.append(path)
+        return path
+
+    return save
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _saved:
+        terminalreporter.write_sep("-", f"{len(_saved)} screenshots in {SCREENSHOTS}")
+        for path in _saved:
+            terminalreporter.write_line(f"{path.name} ({path.stat().st_size // 1024} KiB)")
 
 
 class _StopAfterFirstCheck:

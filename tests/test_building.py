@@ -61,6 +61,11 @@ def test_build_check_names_every_stale_lab(tmp_path: Path) -> None:
     ]
 
 
+def test_the_binder_badge_follows_the_repository_it_is_given() -> None:
+    badge = building.binder_badge("someone/a-fork")
+    assert "(https://mybinder.org/v2/gh/someone/a-fork/main?urlpath=lab/tree/notebooks/00_start_here.ipynb)" in badge
+
+
 def test_the_committed_labs_and_course_map_are_current() -> None:
     result = subprocess.run([sys.executable, "-m", "streamcourse", "build", "--check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
