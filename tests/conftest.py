@@ -34,6 +34,14 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
+@pytest.fixture(scope="module")
+def learner(browser: Any) -> Iterator[Any]:
+    """A learner's browser profile for a module's pages (one cache: JupyterLab's scripts load once)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    yield context
+    context.close()
+
+
 @pytest.fixture(scope="session")
 def screenshot() -> Callable[[Any, str], Path]:
     """``screenshot(locator_or_page, name)`` saves ``SCREENSHOTS/name.png`` and returns its path."""
@@ -41,6 +49,9 @@ def screenshot() -> Callable[[Any, str], Path]:
     def save(target: Any, name: str) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"
+        if hasattr(target, "scroll_into_view_if_needed"):  # a part of a page: JupyterLab lays cells out as they come into view
+            target.scroll_into_view_if_needed()
+            target.page.wait_for_timeout(300)
         target.screenshot(path=str(path))
         _saved.append(path)
         return path

@@ -169,9 +169,10 @@ def running_lab(home: Path, env: Mapping[str, str], base_url: str = "/") -> Iter
 class Notebook:
     """One notebook open in JupyterLab in its own page, its kernel started and idle."""
 
-    def __init__(self, lab: Lab, browser: Any, path: str, viewport: tuple[int, int] = (1280, 900)) -> None:
+    def __init__(self, lab: Lab, context: Any, path: str) -> None:
+        """``context``: a Playwright browser context; one per lab keeps JupyterLab's scripts in its cache."""
         self.lab, self.path = lab, path
-        self.page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+        self.page = context.new_page()
         # `reset`: a fresh workspace holding only this notebook, whatever was open before.
         self.page.goto(f"{lab.url}lab/tree/{path}?reset&token={lab.token}")
         self.kernel_id = self._wait_for_kernel()

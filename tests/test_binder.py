@@ -50,9 +50,9 @@ def last_cell_calling(notebook: Notebook, call: str) -> int:
     return max(i for i, cell in enumerate(notebook.source["cells"]) if call in cell["source"])
 
 
-def run_up_to_the_end(lab: Lab, browser: Any, path: str, speed: str | None = None) -> Notebook:
+def run_up_to_the_end(lab: Lab, learner: Any, path: str, speed: str | None = None) -> Notebook:
     """Open ``path`` and run every cell above its final ``stop_all()``: its servers stay up, as for a learner reading."""
-    notebook = Notebook(lab, browser, path)
+    notebook = Notebook(lab, learner, path)
     if speed is not None:
         notebook.in_kernel(f"import os; os.environ[{pacing.ENV!r}] = {speed!r}")
     notebook.run_all_above(last_cell_calling(notebook, "stop_all()"))
@@ -64,8 +64,8 @@ def run_up_to_the_end(lab: Lab, browser: Any, path: str, speed: str | None = Non
 
 
 @pytest.fixture(scope="module")
-def lesson_00(binder: Lab, browser: Any) -> Iterator[Notebook]:
-    notebook = run_up_to_the_end(binder, browser, "notebooks/00_start_here.ipynb")
+def lesson_00(binder: Lab, learner: Any) -> Iterator[Notebook]:
+    notebook = run_up_to_the_end(binder, learner, "notebooks/00_start_here.ipynb")
     yield notebook
     notebook.close()
     binder.shut_down_kernels()
@@ -164,10 +164,10 @@ def assert_stopped(seen: StopSeen) -> None:
 
 
 @pytest.fixture(scope="module")
-def lesson_09_page(binder: Lab, browser: Any, screenshot: Any) -> Iterator[StopSeen]:
+def lesson_09_page(binder: Lab, learner: Any, screenshot: Any) -> Iterator[StopSeen]:
     """Lesson 09 at learner pace, its story page used inside the notebook's frame (served through the proxy)."""
     started = time.monotonic()
-    notebook = run_up_to_the_end(binder, browser, "notebooks/09_capstone.ipynb", speed="1")
+    notebook = run_up_to_the_end(binder, learner, "notebooks/09_capstone.ipynb", speed="1")
     print(f"lesson 09 up to its page: {time.monotonic() - started:.1f} s")
     try:
         frame_element = notebook.page.locator("iframe[src*='/proxy/']").last
@@ -190,7 +190,7 @@ def test_stop_on_the_capstone_page_stops_the_model_through_the_proxy(lesson_09_p
 
 
 @pytest.fixture(scope="module")
-def lab_09_page(binder: Lab, browser: Any, screenshot: Any) -> Iterator[StopSeen]:
+def lab_09_page(binder: Lab, learner: Any, screenshot: Any) -> Iterator[StopSeen]:
     """Lab 09's page (the solution's ``make_app``) at the Binder link ``serve()`` gives it, opened in a browser tab."""
     with ThreadPoolExecutor(1) as pool:  # the notebook needs an event loop of its own
         namespace = pool.submit(execute_notebook, SOLUTIONS_DIR / "lab09_capstone.ipynb").result(timeout=120)
@@ -201,7 +201,7 @@ def lab_09_page(binder: Lab, browser: Any, screenshot: Any) -> Iterator[StopSeen
         client = openai.AsyncOpenAI(base_url=f"{upstream.url}/v1", api_key="not-needed", max_retries=0)
         with serve(namespace.values["make_app"](client, ping_interval=1.0), name="binder-lab09-app") as app:
             assert app.link == f"{PREFIX}proxy/{app.port}/"
-            page = browser.new_page()
+            page = learner.new_page()
             try:
                 page.goto(f"{binder.url.removesuffix(PREFIX)}{app.link}?token={binder.token}")
                 records = lambda: [vars(g) | {"text": g.text} for g in model.state.generations]  # noqa: E731

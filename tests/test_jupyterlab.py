@@ -112,8 +112,8 @@ def key_figure(notebook: Notebook) -> Any:
     return outputs.nth(max(range(len(heights)), key=heights.__getitem__)) if heights else None
 
 
-def run_lesson(lab: Lab, browser: Any, path: str, screenshot: Any) -> LessonRun:
-    notebook = Notebook(lab, browser, path)
+def run_lesson(lab: Lab, learner: Any, path: str, screenshot: Any) -> LessonRun:
+    notebook = Notebook(lab, learner, path)
     try:
         seen = None
         if path == TOKEN_LESSON:
@@ -146,13 +146,13 @@ def run_lesson(lab: Lab, browser: Any, path: str, screenshot: Any) -> LessonRun:
 
 
 @pytest.fixture(scope="module")
-def lesson_runs(lab: Lab, browser: Any, screenshot: Any) -> Any:
+def lesson_runs(lab: Lab, learner: Any, screenshot: Any) -> Any:
     runs: dict[str, LessonRun] = {}
 
     def get(path: Path | str) -> LessonRun:
         name = str(Path(path).relative_to(REPO)) if Path(path).is_absolute() else str(path)
         if name not in runs:
-            runs[name] = run_lesson(lab, browser, name, screenshot)
+            runs[name] = run_lesson(lab, learner, name, screenshot)
         return runs[name]
 
     return get
@@ -251,9 +251,9 @@ def squeeze(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def lab_page(lab: Lab, browser: Any) -> Iterator[Notebook]:
+def lab_page(lab: Lab, learner: Any) -> Iterator[Notebook]:
     index, _, _ = exercise_cell(REPO / LAB, EXERCISE)
-    notebook = Notebook(lab, browser, LAB)
+    notebook = Notebook(lab, learner, LAB)
     notebook.run_all_above(index)
     notebook.wait_until_settled()
     yield notebook

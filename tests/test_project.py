@@ -86,6 +86,13 @@ def test_every_link_to_the_course_in_the_docs_names_the_repository_setting() -> 
     assert all(repo == building.repository() for _, repo in to_the_course), to_the_course
 
 
+def test_the_readme_shows_small_committed_pictures_of_the_course() -> None:
+    pictures = re.findall(r"!\[[^\]]+\]\((docs/[^)]+\.png)\)", (REPO / "README.md").read_text())
+    assert pictures, "the README shows the course before anyone runs it"
+    sizes = {p: (REPO / p).stat().st_size for p in pictures}
+    assert all(size < 60_000 for size in sizes.values()), f"keep README pictures small (optimised PNGs): {sizes}"
+
+
 def test_the_binder_badge_opens_the_lesson_that_make_lab_opens() -> None:
     default_url = re.search(r"--LabApp\.default_url=(\S+)", (REPO / "Makefile").read_text()).group(1)
     assert building.binder_url().endswith("?urlpath=" + default_url.removeprefix("/"))
