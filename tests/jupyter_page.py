@@ -8,9 +8,11 @@ autosaves, so the repository's notebooks (committed without outputs) are never
 opened. With ``base_url`` and ``JUPYTERHUB_SERVICE_PREFIX`` it is what Binder
 runs: a single-user server under ``/user/<name>/`` with jupyter-server-proxy.
 
-``Notebook`` is one notebook open in its own Chromium page. What a test cannot
-see in the page it asks the notebook's own kernel through the Jupyter kernel
-API (``jupyter_client`` on the connection file the server wrote), e.g. the
+``LabPage`` is JupyterLab loaded once in a Chromium tab; ``LabPage.open`` opens
+a notebook in it (File ▸ Open from Path…) and ``Notebook.close`` shuts its kernel
+down and closes its tab, so a module's notebooks take a second each to open
+instead of reloading JupyterLab. What a test cannot see in the page it asks the
+notebook's own kernel through the Jupyter kernel API (``jupyter_client`` on the connection file the server wrote), e.g. the
 embedded model's record of each generation.
 """
 
@@ -24,7 +26,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,13 +42,18 @@ SCREENSHOTS = REPO / "artifacts" / "screenshots"
 COURSE = ("notebooks", "labs", "solutions", "README.md")  # what a learner opens; links between them resolve
 DEFAULT_URL = "/lab/tree/notebooks/00_start_here.ipynb"  # as in the Makefile's `lab` target
 
-# Every code cell has run (or was dropped after an error) and the kernel is idle.
-_SETTLED = """() => {
-  const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(p => p.textContent);
-  const status = document.querySelector('.jp-Notebook-ExecutionIndicator')?.dataset.status;
+def _prompts(panel: str) -> str:
+    return f"() => [...document.querySelectorAll('{panel} .jp-CodeCell .jp-InputPrompt')].map(p => p.textContent)"
+
+
+def _settled(panel: str) -> str:
+    """Every code cell has run (or was dropped after an error) and the kernel is idle."""
+    return f"""() => {{
+  const prompts = ({_prompts(panel)})();
+  const status = document.querySelector('{panel} .jp-Notebook-ExecutionIndicator')?.dataset.status;
   return prompts.length > 0 && !prompts.some(p => p.includes('*')) && status === 'idle';
-}"""
-_QUEUED = "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].some(p => p.textContent.includes('*'))"
+}}"""
+
 
 #: Run in a lesson's kernel: every generation recorded by an embedded model the lesson made (``llm.make_app``).
 GENERATIONS = """
@@ -107,10 +114,6 @@ class Lab:
         assert reply["content"]["status"] == "ok", f"kernel code failed: {''.join(printed)}"
         return "".join(printed)
 
-    def shut_down_kernels(self) -> None:
-        for session in self.api("GET", "sessions").json():
-            self.api("DELETE", f"sessions/{session['id']}")
-
 
 def _lab_command(root: Path, port: int, token: str, base_url: str) -> list[str]:
     command = [
@@ -166,17 +169,44 @@ def running_lab(home: Path, env: Mapping[str, str], base_url: str = "/") -> Iter
             process.wait(10)
 
 
-class Notebook:
-    """One notebook open in JupyterLab in its own page, its kernel started and idle."""
+class LabPage:
+    """JupyterLab loaded once in one browser tab; notebooks are opened in it as a learner opens them."""
 
-    def __init__(self, lab: Lab, context: Any, path: str) -> None:
-        """``context``: a Playwright browser context; one per lab keeps JupyterLab's scripts in its cache."""
-        self.lab, self.path = lab, path
+    def __init__(self, lab: Lab, context: Any) -> None:
+        self.lab = lab
         self.page = context.new_page()
-        # `reset`: a fresh workspace holding only this notebook, whatever was open before.
-        self.page.goto(f"{lab.url}lab/tree/{path}?reset&token={lab.token}")
+        self.page.goto(f"{lab.url}lab?reset&token={lab.token}")  # `reset`: a fresh workspace, nothing open
+        self.page.locator(".lm-MenuBar-itemLabel", has_text="File").wait_for(timeout=60_000)
+
+    def menu(self, menu: str, item: str) -> None:
+        self.page.locator(".lm-MenuBar-itemLabel", has_text=menu).click()
+        self.page.locator(".lm-Menu-itemLabel").get_by_text(item, exact=True).click()
+
+    def open(self, path: str) -> "Notebook":
+        """File ▸ Open from Path…: the notebook, once its kernel is up and idle."""
+        panels = "() => [...document.querySelectorAll('.jp-NotebookPanel')].map(p => p.id)"
+        before = self.page.evaluate(panels)
+        self.menu("File", "Open from Path…")
+        self.page.locator(".jp-Dialog input").fill(path)
+        self.page.keyboard.press("Enter")
+        new = self.page.wait_for_function(f"before => ({panels})().find(id => !before.includes(id))",
+                                          arg=before, timeout=30_000).json_value()
+        return Notebook(self, path, f"#{new}")
+
+    def close(self) -> None:
+        self.page.close()
+
+
+class Notebook:
+    """One notebook open in a :class:`LabPage`, its kernel started and idle."""
+
+    def __init__(self, tab: LabPage, path: str, css: str) -> None:
+        """``css`` selects this notebook's panel (its id), whichever notebook is on show."""
+        self.tab, self.lab, self.page, self.path, self._css = tab, tab.lab, tab.page, path, css
+        self.panel = self.page.locator(css)
+        self.panel.locator(".jp-Cell").first.wait_for(state="attached", timeout=30_000)
         self.kernel_id = self._wait_for_kernel()
-        self.page.wait_for_function(_SETTLED, timeout=60_000)
+        self.wait_until_settled(60)
 
     def _wait_for_kernel(self) -> str:
         deadline = time.monotonic() + 60
@@ -189,48 +219,64 @@ class Notebook:
     @property
     def source(self) -> dict[str, Any]:
         """The notebook as saved on disk."""
-        return self.lab.api("GET", f"contents/{self.path}").json()["content"]
+        answer = self.lab.api("GET", f"contents/{self.path}", params={"type": "notebook", "content": "1"})
+        assert answer.status_code == 200, f"reading {self.path}: HTTP {answer.status_code} {answer.text[:500]}"
+        return answer.json()["content"]
 
     def cell(self, index: int) -> Any:
-        return self.page.locator(".jp-Notebook .jp-Cell").nth(index)
+        return self.panel.locator(".jp-Cell").nth(index)
 
-    def _menu(self, item: str) -> None:
-        self.page.locator(".lm-MenuBar-itemLabel", has_text="Run").click()
-        self.page.locator(".lm-Menu-itemLabel").get_by_text(item, exact=True).click()
-        self.page.wait_for_function(f"() => ({_SETTLED})() || ({_QUEUED})()", timeout=10_000)
+    def _starting_cells(self, act: Callable[[], None]) -> None:
+        """Do ``act`` and wait until it has queued or run a cell (a prompt changed): no silent no-op."""
+        before = self.page.evaluate(_prompts(self._css))
+        act()
+        self.page.wait_for_function(f"before => JSON.stringify(({_prompts(self._css)})()) !== JSON.stringify(before)",
+                                    arg=before, timeout=10_000)
 
     def run_all(self) -> None:
         """Run ▸ Run All Cells (returns once the cells are queued)."""
-        self.cell(0).click()  # the notebook is the active document
-        self._menu("Run All Cells")
+        self.show()
+        self._starting_cells(lambda: self.tab.menu("Run", "Run All Cells"))
 
     def run_all_above(self, index: int) -> None:
         """Select cell ``index``, then Run ▸ Run All Above Selected Cell."""
+        self.show()
         self.cell(index).locator(".jp-InputPrompt").click()
-        self._menu("Run All Above Selected Cell")
+        self._starting_cells(lambda: self.tab.menu("Run", "Run All Above Selected Cell"))
 
     def run_selected(self, times: int = 1) -> None:
         """Shift+Enter ``times`` times: run the selected cell and move to the next."""
-        for _ in range(times):
-            self.page.keyboard.press("Shift+Enter")
+        def press() -> None:
+            for _ in range(times):
+                self.page.keyboard.press("Shift+Enter")
+
+        self._starting_cells(press)
 
     def type_into(self, index: int, code: str) -> None:
         """Replace the code of cell ``index`` as a learner would: click in it, select all, type."""
-        editor = self.cell(index).locator(".cm-content")
-        editor.click()
+        self.cell(index).locator(".cm-content").click()
         self.page.keyboard.press("Control+a")
         self.page.keyboard.insert_text(code)
 
     def wait_until_settled(self, seconds: float = 240) -> None:
-        self.page.wait_for_timeout(300)  # let JupyterLab mark queued cells
-        self.page.wait_for_function(_SETTLED, timeout=seconds * 1000, polling=200)
+        self.page.wait_for_function(_settled(self._css), timeout=seconds * 1000, polling=200)
+
+    def show(self) -> None:
+        """Make this notebook the one on show and active (click its tab, then one of its prompts)."""
+        self.page.locator(f".lm-DockPanel-tabBar .lm-TabBar-tab[data-id='{self._css[1:]}']").click()
+        self.cell(0).locator(".jp-InputPrompt").click()
+
+    def save(self) -> None:
+        """Ctrl+S, and wait until its tab no longer says it has unsaved changes."""
+        self.show()
+        self.page.keyboard.press("Control+s")
+        tab = f".lm-DockPanel-tabBar .lm-TabBar-tab[data-id='{self._css[1:]}']"
+        self.page.wait_for_function(f"() => !document.querySelector(\"{tab}\").classList.contains('jp-mod-dirty')",
+                                    timeout=20_000)
 
     def saved(self) -> dict[str, Any]:
-        """Save (Ctrl+S) and return the notebook with the outputs the page shows."""
-        self.cell(0).locator(".jp-InputPrompt").click()
-        self.page.keyboard.press("Control+s")
-        self.page.wait_for_function("() => !document.querySelector('.jp-Document.jp-mod-dirty, .jp-mod-dirty')",
-                                    timeout=20_000)
+        """Save, and return the notebook with the outputs the page shows."""
+        self.save()
         return self.source
 
     def in_kernel(self, code: str) -> str:
@@ -241,7 +287,14 @@ class Notebook:
         return json.loads(self.in_kernel(GENERATIONS))
 
     def close(self) -> None:
-        self.page.close()
+        """Save it (no "save your work?" dialog), shut its kernel down (its servers go too), File ▸ Close Tab."""
+        self.save()
+        self.lab.api("DELETE", f"sessions/{self._session_id()}")
+        self.tab.menu("File", "Close Tab")
+        self.panel.wait_for(state="detached", timeout=20_000)
+
+    def _session_id(self) -> str:
+        return next(s["id"] for s in self.lab.api("GET", "sessions").json() if s["path"] == self.path)
 
 
 def click_time(locator: Any) -> float:

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import openai
 import pytest
-from jupyter_page import Lab, Notebook, click_time, running_at, running_lab
+from jupyter_page import Lab, LabPage, Notebook, click_time, running_at, running_lab
 
 from streamcourse import llm, pacing
 from streamcourse.checking import SOLUTIONS_DIR, execute_notebook
@@ -46,13 +46,20 @@ def binder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         yield lab
 
 
+@pytest.fixture(scope="module")
+def tab(binder: Lab, learner: Any) -> Iterator[LabPage]:
+    page = LabPage(binder, learner)
+    yield page
+    page.close()
+
+
 def last_cell_calling(notebook: Notebook, call: str) -> int:
     return max(i for i, cell in enumerate(notebook.source["cells"]) if call in cell["source"])
 
 
-def run_up_to_the_end(lab: Lab, learner: Any, path: str, speed: str | None = None) -> Notebook:
+def run_up_to_the_end(tab: LabPage, path: str, speed: str | None = None) -> Notebook:
     """Open ``path`` and run every cell above its final ``stop_all()``: its servers stay up, as for a learner reading."""
-    notebook = Notebook(lab, learner, path)
+    notebook = tab.open(path)
     if speed is not None:
         notebook.in_kernel(f"import os; os.environ[{pacing.ENV!r}] = {speed!r}")
     notebook.run_all_above(last_cell_calling(notebook, "stop_all()"))
@@ -64,16 +71,21 @@ def run_up_to_the_end(lab: Lab, learner: Any, path: str, speed: str | None = Non
 
 
 @pytest.fixture(scope="module")
-def lesson_00(binder: Lab, learner: Any) -> Iterator[Notebook]:
-    notebook = run_up_to_the_end(binder, learner, "notebooks/00_start_here.ipynb")
+def lesson_00(tab: LabPage) -> Iterator[Notebook]:
+    """Lesson 00 run until it shows its first served app (the handle's HTML repr with its links)."""
+    notebook = tab.open("notebooks/00_start_here.ipynb")
+    cells = notebook.source["cells"]
+    shows = next(i for i, c in enumerate(cells) if c["cell_type"] == "code" and "serve(" in c["source"]
+                 and re.fullmatch(r"\w+", c["source"].strip().splitlines()[-1]))
+    notebook.run_all_above(shows + 1)
+    notebook.wait_until_settled()
     yield notebook
     notebook.close()
-    binder.shut_down_kernels()
 
 
 def open_link(notebook: Notebook, index: int) -> Any:
     """Click the ``index``-th link of the first served app's output (its HTML repr); return the tab it opens."""
-    links = notebook.page.locator(".jp-OutputArea-output a[href*='/proxy/']")
+    links = notebook.panel.locator(".jp-OutputArea-output a[href*='/proxy/']")
     with notebook.page.expect_popup() as popup:
         links.nth(index).click()
     tab = popup.value
@@ -126,7 +138,9 @@ def stream_then_stop(frame: Any, start: str, stop: str, output: str,
     frame.locator(start).click()
     deadline = time.monotonic() + 20
     while len({t for _, t in seen.texts if t}) < 4 and time.monotonic() < deadline:
-        seen.texts.append((time.monotonic(), frame.locator(output).inner_text()))
+        seen.texts.append((time.monotonic(), frame.locator(output).text_content()))
+        if frame.locator(stop).is_disabled():
+            pytest.fail(f"the reply ended before Stop could be pressed; the page showed {seen.texts[-1][1]!r}")
         time.sleep(0.02)
     seen.screenshot = shoot()
     seen.clicked_at = click_time(frame.locator(stop))
@@ -164,21 +178,21 @@ def assert_stopped(seen: StopSeen) -> None:
 
 
 @pytest.fixture(scope="module")
-def lesson_09_page(binder: Lab, learner: Any, screenshot: Any) -> Iterator[StopSeen]:
-    """Lesson 09 at learner pace, its story page used inside the notebook's frame (served through the proxy)."""
+def lesson_09_page(tab: LabPage, screenshot: Any) -> Iterator[StopSeen]:
+    """Lesson 09 at learner pace (a reply takes two seconds: time to press Stop half-way), its story
+    page used inside the notebook's frame, which loads it through the proxy."""
     started = time.monotonic()
-    notebook = run_up_to_the_end(binder, learner, "notebooks/09_capstone.ipynb", speed="1")
+    notebook = run_up_to_the_end(tab, "notebooks/09_capstone.ipynb", speed="1")
     print(f"lesson 09 up to its page: {time.monotonic() - started:.1f} s")
     try:
-        frame_element = notebook.page.locator("iframe[src*='/proxy/']").last
+        frame_element = notebook.panel.locator("iframe[src*='/proxy/']").last
         frame_element.scroll_into_view_if_needed()
         assert re.fullmatch(rf"{PREFIX}proxy/\d+/", frame_element.get_attribute("src"))
-        frame = notebook.page.frame_locator("iframe[src*='/proxy/']").last
+        frame = notebook.panel.frame_locator("iframe[src*='/proxy/']").last
         yield stream_then_stop(frame, "#tell", "#stop", "#out", notebook.generations,
                                lambda: screenshot(frame_element, "09_capstone_page_mid_stream"))
     finally:
         notebook.close()
-        binder.shut_down_kernels()
 
 
 def test_the_capstone_page_in_the_notebook_streams_through_the_proxy(lesson_09_page: StopSeen) -> None:
