@@ -17,18 +17,19 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
 
-__all__ = ["Server", "serve", "running", "stop_all"]
+__all__ = ["Server", "ElsewhereServer", "Served", "serve", "running", "stop_all"]
 
 #: Seconds a stopping server waits for open responses before cancelling them.
 #: Without a bound, one endless stream keeps uvicorn from ever stopping.
 GRACEFUL_SHUTDOWN_SECONDS = 0.5
 
-_running: dict[str, "Server"] = {}
+_running: dict[str, Server | ElsewhereServer] = {}
 _lock = threading.Lock()
 
 
@@ -69,7 +70,7 @@ class Server:
             if _running.get(self.name) is self:
                 del _running[self.name]
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -91,6 +92,54 @@ class Server:
     __repr__ = __str__
 
 
+@dataclass(repr=False)
+class ElsewhereServer:
+    """A server another process runs for us on the same loopback (the learner's app, in the grader's sandbox)."""
+
+    name: str
+    port: int
+    _stop: Callable[[], Any] = field(repr=False)
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def link(self) -> str:
+        return browser_url(self.port)
+
+    @property
+    def running(self) -> bool:
+        return not self._stopped
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if not self._stopped:
+            self._stopped = True
+            try:
+                self._stop()
+            except (ConnectionError, TimeoutError):
+                pass  # the process that served it is gone: so is the server
+        with _lock:
+            if _running.get(self.name) is self:
+                del _running[self.name]
+
+    def __enter__(self) -> ElsewhereServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __str__(self) -> str:
+        return f"{self.name} {'serving' if self.running else 'stopped, was'} on {self.url}"
+
+    __repr__ = __str__
+
+
+#: What ``serve`` returns: a server of this process, or one another process runs for it.
+Served = Server | ElsewhereServer
+
+
 def proxy_prefix() -> str | None:
     """The JupyterHub/Binder prefix under which jupyter-server-proxy serves ports, if any."""
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
@@ -107,11 +156,21 @@ def browser_url(port: int) -> str:
     return f"{prefix}proxy/{port}/"
 
 
-def serve(app: Any, name: str = "app", *, log_level: str = "warning") -> Server:
-    """Start ``app`` on 127.0.0.1 (a free port) in a daemon thread; replaces a server of the same name."""
+def serve(app: Any, name: str = "app", *, log_level: str = "warning") -> Server | ElsewhereServer:
+    """Start ``app`` on 127.0.0.1 (a free port) in a daemon thread; replaces a server of the same name.
+
+    An app that lives in another process (a learner's, seen from the grader's
+    checker) is served there, on the same loopback, and reached the same way.
+    """
     previous = _running.get(name)
     if previous is not None:
         previous.stop()
+    elsewhere = getattr(type(app), "__streamcourse_serve__", None)
+    if elsewhere is not None:
+        served: ElsewhereServer = elsewhere(app, name)
+        with _lock:
+            _running[name] = served
+        return served
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -127,7 +186,8 @@ def serve(app: Any, name: str = "app", *, log_level: str = "warning") -> Server:
         log_level=log_level,
         lifespan="auto",
         root_path=root_path,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        # typed int, but uvicorn hands it to asyncio.wait_for, which takes any number of seconds
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,  # type: ignore[arg-type]
     )
     server = uvicorn.Server(config)
     failure: list[BaseException] = []
@@ -135,7 +195,7 @@ def serve(app: Any, name: str = "app", *, log_level: str = "warning") -> Server:
     def run() -> None:
         try:
             server.run(sockets=[sock])
-        except BaseException as exc:  # reported to the caller of serve()
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller of serve()
             failure.append(exc)
 
     thread = threading.Thread(target=run, name=f"streamcourse-{name}", daemon=True)
@@ -152,7 +212,7 @@ def serve(app: Any, name: str = "app", *, log_level: str = "warning") -> Server:
     return handle
 
 
-def running() -> dict[str, Server]:
+def running() -> dict[str, Server | ElsewhereServer]:
     """The servers this kernel is running now, by name."""
     return dict(_running)
 

@@ -42,6 +42,7 @@ SCREENSHOTS = REPO / "artifacts" / "screenshots"
 COURSE = ("notebooks", "labs", "solutions", "README.md")  # what a learner opens; links between them resolve
 DEFAULT_URL = "/lab/tree/notebooks/00_start_here.ipynb"  # as in the Makefile's `lab` target
 
+
 def _prompts(panel: str) -> str:
     return f"() => [...document.querySelectorAll('{panel} .jp-CodeCell .jp-InputPrompt')].map(p => p.textContent)"
 
@@ -117,10 +118,16 @@ class Lab:
 
 def _lab_command(root: Path, port: int, token: str, base_url: str) -> list[str]:
     command = [
-        str(Path(sys.executable).with_name("jupyter")), "lab",
-        f"--ServerApp.root_dir={root}", f"--LabApp.default_url={DEFAULT_URL}",  # what `make lab` passes
-        "--no-browser", "--ServerApp.ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}", f"--ServerApp.base_url={base_url}",
+        str(Path(sys.executable).with_name("jupyter")),
+        "lab",
+        f"--ServerApp.root_dir={root}",
+        f"--LabApp.default_url={DEFAULT_URL}",  # what `make lab` passes
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.base_url={base_url}",
     ]
     return command + (["--allow-root"] if os.getuid() == 0 else [])
 
@@ -147,16 +154,26 @@ def running_lab(home: Path, env: Mapping[str, str], base_url: str = "/") -> Iter
     for name in COURSE:
         source = REPO / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, root / name)
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("JUPYTER", "OPENAI_", "MPLBACKEND", "STREAMCOURSE_"))}
-    clean.update(JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_DATA_DIR=str(home / "data"),
-                 JUPYTER_RUNTIME_DIR=str(home / "runtime"), **env)  # no user settings, workspaces or kernels
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "OPENAI_", "MPLBACKEND", "STREAMCOURSE_"))
+    }
+    clean.update(
+        JUPYTER_CONFIG_DIR=str(home / "config"),
+        JUPYTER_DATA_DIR=str(home / "data"),
+        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        **env,
+    )  # no user settings, workspaces or kernels
     port, token = free_port(), "streamcourse-lab-test"
     lab = Lab(f"http://127.0.0.1:{port}{base_url}", token, root, home / "runtime")
     log = home / "jupyter.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(_lab_command(root, port, token, base_url), env=clean, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            _lab_command(root, port, token, base_url),
+            env=clean,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         _wait_until_serving(lab, process, log)
         yield lab
@@ -182,15 +199,16 @@ class LabPage:
         self.page.locator(".lm-MenuBar-itemLabel", has_text=menu).click()
         self.page.locator(".lm-Menu-itemLabel").get_by_text(item, exact=True).click()
 
-    def open(self, path: str) -> "Notebook":
+    def open(self, path: str) -> Notebook:
         """File ▸ Open from Path…: the notebook, once its kernel is up and idle."""
         panels = "() => [...document.querySelectorAll('.jp-NotebookPanel')].map(p => p.id)"
         before = self.page.evaluate(panels)
         self.menu("File", "Open from Path…")
         self.page.locator(".jp-Dialog input").fill(path)
         self.page.keyboard.press("Enter")
-        new = self.page.wait_for_function(f"before => ({panels})().find(id => !before.includes(id))",
-                                          arg=before, timeout=30_000).json_value()
+        new = self.page.wait_for_function(
+            f"before => ({panels})().find(id => !before.includes(id))", arg=before, timeout=30_000
+        ).json_value()
         return Notebook(self, path, f"#{new}")
 
     def close(self) -> None:
@@ -230,8 +248,11 @@ class Notebook:
         """Do ``act`` and wait until it has queued or run a cell (a prompt changed): no silent no-op."""
         before = self.page.evaluate(_prompts(self._css))
         act()
-        self.page.wait_for_function(f"before => JSON.stringify(({_prompts(self._css)})()) !== JSON.stringify(before)",
-                                    arg=before, timeout=10_000)
+        self.page.wait_for_function(
+            f"before => JSON.stringify(({_prompts(self._css)})()) !== JSON.stringify(before)",
+            arg=before,
+            timeout=10_000,
+        )
 
     def run_all(self) -> None:
         """Run ▸ Run All Cells (returns once the cells are queued)."""
@@ -246,6 +267,7 @@ class Notebook:
 
     def run_selected(self, times: int = 1) -> None:
         """Shift+Enter ``times`` times: run the selected cell and move to the next."""
+
         def press() -> None:
             for _ in range(times):
                 self.page.keyboard.press("Shift+Enter")
@@ -271,8 +293,9 @@ class Notebook:
         self.show()
         self.page.keyboard.press("Control+s")
         tab = f".lm-DockPanel-tabBar .lm-TabBar-tab[data-id='{self._css[1:]}']"
-        self.page.wait_for_function(f"() => !document.querySelector(\"{tab}\").classList.contains('jp-mod-dirty')",
-                                    timeout=20_000)
+        self.page.wait_for_function(
+            f"() => !document.querySelector(\"{tab}\").classList.contains('jp-mod-dirty')", timeout=20_000
+        )
 
     def saved(self) -> dict[str, Any]:
         """Save, and return the notebook with the outputs the page shows."""
@@ -305,8 +328,10 @@ def click_time(locator: Any) -> float:
     machine's: the page's wall clock is moved onto ``time.monotonic()`` by their offset.
     """
     locator.hover()  # Playwright's checks (visible, stable) happen here, not between the stamp and the click
-    locator.evaluate("el => el.ownerDocument.addEventListener('click', () => "
-                     "{ window.clickedAt = performance.timeOrigin + performance.now(); }, {capture: true, once: true})")
+    locator.evaluate(
+        "el => el.ownerDocument.addEventListener('click', () => "
+        "{ window.clickedAt = performance.timeOrigin + performance.now(); }, {capture: true, once: true})"
+    )
     locator.click()
     offset = time.time() - time.monotonic()
     return locator.evaluate("el => el.ownerDocument.defaultView.clickedAt") / 1000 - offset

@@ -19,11 +19,12 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import openai
 import pytest
@@ -75,8 +76,13 @@ def lesson_00(tab: LabPage) -> Iterator[Notebook]:
     """Lesson 00 run until it shows its first served app (the handle's HTML repr with its links)."""
     notebook = tab.open("notebooks/00_start_here.ipynb")
     cells = notebook.source["cells"]
-    shows = next(i for i, c in enumerate(cells) if c["cell_type"] == "code" and "serve(" in c["source"]
-                 and re.fullmatch(r"\w+", c["source"].strip().splitlines()[-1]))
+    shows = next(
+        i
+        for i, c in enumerate(cells)
+        if c["cell_type"] == "code"
+        and "serve(" in c["source"]
+        and re.fullmatch(r"\w+", c["source"].strip().splitlines()[-1])
+    )
     notebook.run_all_above(shows + 1)
     notebook.wait_until_settled()
     yield notebook
@@ -100,8 +106,12 @@ def test_the_link_of_a_served_app_opens_it_through_the_proxy(lesson_00: Notebook
         body = tab.locator("body").inner_text()
     finally:
         tab.close()
-    assert re.fullmatch(rf"{PREFIX}proxy/\d+/", path), f"the link should go through jupyter-server-proxy; it opened {path}"
-    assert "detail" in json.loads(body), f"the app itself (FastAPI's JSON) should answer at its root; got {body[:200]!r}"
+    assert re.fullmatch(rf"{PREFIX}proxy/\d+/", path), (
+        f"the link should go through jupyter-server-proxy; it opened {path}"
+    )
+    assert "detail" in json.loads(body), (
+        f"the app itself (FastAPI's JSON) should answer at its root; got {body[:200]!r}"
+    )
 
 
 def test_its_api_docs_link_works_through_the_proxy(lesson_00: Notebook) -> None:
@@ -131,8 +141,14 @@ class StopSeen:
     screenshot: Path | None = None
 
 
-def stream_then_stop(frame: Any, start: str, stop: str, output: str,
-                     generations: Callable[[], list[dict[str, Any]]], shoot: Callable[[], Path]) -> StopSeen:
+def stream_then_stop(
+    frame: Any,
+    start: str,
+    stop: str,
+    output: str,
+    generations: Callable[[], list[dict[str, Any]]],
+    shoot: Callable[[], Path],
+) -> StopSeen:
     """Click ``start``, watch ``output`` fill, click ``stop``; then wait (up to 5 s) for the model's record to close."""
     seen = StopSeen()
     frame.locator(start).click()
@@ -156,7 +172,7 @@ def stream_then_stop(frame: Any, start: str, stop: str, output: str,
 def assert_streamed(seen: StopSeen) -> None:
     shown = [t for t in dict.fromkeys(t for _, t in seen.texts) if t]
     assert len(shown) >= 3, f"the page should show the reply piece by piece through the proxy; it showed {shown}"
-    assert all(b.startswith(a) for a, b in zip(shown, shown[1:])), f"text should only grow: {shown}"
+    assert all(b.startswith(a) for a, b in pairwise(shown)), f"text should only grow: {shown}"
     assert seen.generation is not None, "the model should still be generating when the page has shown a few tokens"
     assert seen.generation["text"].startswith(shown[-1].strip()), "the page shows what the model said"
 
@@ -166,15 +182,19 @@ def assert_stopped(seen: StopSeen) -> None:
     assert gen is not None, "one generation should be running when the test clicks Stop"
     late = sum(t > seen.clicked_at for t in gen["token_times"])
     closed = None if gen["closed_at"] is None else gen["closed_at"] - seen.clicked_at
-    print(f"Stop through the proxy: the model closed {'never' if closed is None else f'{closed * 1000:.0f} ms'} "
-          f"after the click, {late} token(s) after it, {len(gen['token_times'])} made, finished={gen['finished']}")
+    print(
+        f"Stop through the proxy: the model closed {'never' if closed is None else f'{closed * 1000:.0f} ms'} "
+        f"after the click, {late} token(s) after it, {len(gen['token_times'])} made, finished={gen['finished']}"
+    )
     assert not gen["finished"], (
         f"after Stop the model went on to the end of its reply ({late} tokens after the click): through "
         "jupyter-server-proxy closing the connection does not reach the kernel's server (COURSE.md known error 22); "
-        "Stop must also cancel the generation by id")
+        "Stop must also cancel the generation by id"
+    )
     assert closed is not None and closed <= STOP_WITHIN, (
         f"the model's generation should close within {STOP_WITHIN * 1000:.0f} ms of Stop; it closed after "
-        f"{'never' if closed is None else f'{closed * 1000:.0f} ms'}")
+        f"{'never' if closed is None else f'{closed * 1000:.0f} ms'}"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -189,8 +209,14 @@ def lesson_09_page(tab: LabPage, screenshot: Any) -> Iterator[StopSeen]:
         frame_element.scroll_into_view_if_needed()
         assert re.fullmatch(rf"{PREFIX}proxy/\d+/", frame_element.get_attribute("src"))
         frame = notebook.panel.frame_locator("iframe[src*='/proxy/']").last
-        yield stream_then_stop(frame, "#tell", "#stop", "#out", notebook.generations,
-                               lambda: screenshot(frame_element, "09_capstone_page_mid_stream"))
+        yield stream_then_stop(
+            frame,
+            "#tell",
+            "#stop",
+            "#out",
+            notebook.generations,
+            lambda: screenshot(frame_element, "09_capstone_page_mid_stream"),
+        )
     finally:
         notebook.close()
 
@@ -219,8 +245,9 @@ def lab_09_page(binder: Lab, learner: Any, screenshot: Any) -> Iterator[StopSeen
             try:
                 page.goto(f"{binder.url.removesuffix(PREFIX)}{app.link}?token={binder.token}")
                 records = lambda: [vars(g) | {"text": g.text} for g in model.state.generations]  # noqa: E731
-                yield stream_then_stop(page, "#send", "#stop", "#output", records,
-                                       lambda: screenshot(page, "lab09_page_mid_stream"))
+                yield stream_then_stop(
+                    page, "#send", "#stop", "#output", records, lambda: screenshot(page, "lab09_page_mid_stream")
+                )
             finally:
                 page.close()
 

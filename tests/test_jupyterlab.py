@@ -20,6 +20,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +124,8 @@ def observe(notebook: Notebook, seconds: float, screenshot: Any) -> LessonRun:
     page = notebook.panel
     prompts = page.locator(".jp-CodeCell .jp-InputPrompt").evaluate_all("ps => ps.map(p => p.textContent)")
     images = page.locator(".jp-OutputArea-output img").evaluate_all(
-        "imgs => imgs.map(i => { i.scrollIntoView(); return {complete: i.complete, width: i.naturalWidth}; })")
+        "imgs => imgs.map(i => { i.scrollIntoView(); return {complete: i.complete, width: i.naturalWidth}; })"
+    )
     as_text = [t for t in visible_texts(page.locator(".jp-OutputArea-output")) if "<Figure size" in t]
     figure = key_figure(notebook)
     shot = screenshot(figure, Path(notebook.path).stem) if figure is not None else None
@@ -163,7 +165,7 @@ def lesson_runs(tab: LabPage, screenshot: Any) -> Any:
         if name not in runs:
             try:
                 runs[name] = run_lesson(tab, name, screenshot)
-            except Exception as exc:  # every test of this lesson reports it; none runs the lesson again
+            except Exception as exc:  # noqa: BLE001 - kept: each test of this lesson reports it, none runs it again
                 runs[name] = exc
         if isinstance(runs[name], Exception):
             raise runs[name]
@@ -177,8 +179,12 @@ def _id(path: Path) -> str:
 
 
 def error_outputs(saved: dict[str, Any]) -> list[tuple[int, str, str]]:
-    return [(i, out["ename"], out["evalue"]) for i, cell in enumerate(saved["cells"])
-            for out in cell.get("outputs", []) if out["output_type"] == "error"]
+    return [
+        (i, out["ename"], out["evalue"])
+        for i, cell in enumerate(saved["cells"])
+        for out in cell.get("outputs", [])
+        if out["output_type"] == "error"
+    ]
 
 
 # --------------------------------------------------------------------------- every lesson
@@ -197,8 +203,12 @@ def test_every_plot_renders_as_an_image(lesson_runs: Any, path: Path) -> None:
     run = lesson_runs(path)
     drawn = sum("image/png" in out.get("data", {}) for cell in run.saved["cells"] for out in cell.get("outputs", []))
     assert run.figures_as_text == [], f"{run.path}: figures shown as text, not pictures: {run.figures_as_text}"
-    assert len(run.images) == drawn, f"{run.path}: the kernel sent {drawn} plots, the page shows {len(run.images)} images"
-    assert all(img["complete"] and img["width"] > 0 for img in run.images), f"{run.path}: images not drawn: {run.images}"
+    assert len(run.images) == drawn, (
+        f"{run.path}: the kernel sent {drawn} plots, the page shows {len(run.images)} images"
+    )
+    assert all(img["complete"] and img["width"] > 0 for img in run.images), (
+        f"{run.path}: images not drawn: {run.images}"
+    )
 
 
 def test_lesson_00_shows_its_measured_timeline_as_a_picture(lesson_runs: Any) -> None:
@@ -213,18 +223,22 @@ def test_the_token_view_shows_tokens_arriving(lesson_runs: Any) -> None:
     seen = lesson_runs(TOKEN_LESSON).token_view
     shown = [t for t in dict.fromkeys(seen.texts) if t]
     assert len(shown) >= 3, f"the view should fill piece by piece; it showed {shown}"
-    assert all(later.startswith(earlier) for earlier, later in zip(shown, shown[1:])), f"text should only grow: {shown}"
+    assert all(later.startswith(earlier) for earlier, later in pairwise(shown)), f"text should only grow: {shown}"
 
 
 def test_stop_clicked_in_the_page_stops_the_model(lesson_runs: Any) -> None:
     seen = lesson_runs(TOKEN_LESSON).token_view
-    assert len(seen.running_at_click) == 1, f"one generation should be running when Stop is clicked: {seen.running_at_click}"
+    assert len(seen.running_at_click) == 1, (
+        f"one generation should be running when Stop is clicked: {seen.running_at_click}"
+    )
     gen = seen.running_at_click[0]
     late = sum(t > seen.clicked_at for t in gen["token_times"])
     closed = gen["closed_at"] - seen.clicked_at if gen["closed_at"] is not None else None
-    print(f"Stop in the page: the view ended {seen.button_disabled_after * 1000:.0f} ms after the click; the model closed "
-          f"{'never' if closed is None else f'{closed * 1000:.0f} ms'} after it, {late} token(s) after the click, "
-          f"{len(gen['token_times'])} made")
+    print(
+        f"Stop in the page: the view ended {seen.button_disabled_after * 1000:.0f} ms after the click; the model closed "
+        f"{'never' if closed is None else f'{closed * 1000:.0f} ms'} after it, {late} token(s) after the click, "
+        f"{len(gen['token_times'])} made"
+    )
     assert not gen["finished"] and closed is not None, "Stop should close the model's generation before its end"
     assert late <= 2, f"the model made {late} tokens after Stop was clicked (at most 2 expected)"
     assert gen["text"].startswith(seen.shown_after_stop.strip()), "the view shows what the model said, up to Stop"
@@ -233,7 +247,9 @@ def test_stop_clicked_in_the_page_stops_the_model(lesson_runs: Any) -> None:
 def test_the_wire_view_shows_raw_bytes_beside_parsed_events(lesson_runs: Any) -> None:
     rows = lesson_runs(TOKEN_LESSON).wire_rows
     assert len(rows) >= 3, f"one row per chunk of a streamed reply; got {rows}"
-    assert all(re.fullmatch(r"b(['\"]).*\1", raw, re.S) for _, raw, _ in rows), "the middle column shows bytes as received"
+    assert all(re.fullmatch(r"b(['\"]).*\1", raw, re.S) for _, raw, _ in rows), (
+        "the middle column shows bytes as received"
+    )
     raw = "".join(raw for _, raw, _ in rows)
     events = [line.split(" ", 1)[0] for *_, shown in rows for line in shown.splitlines() if line]
     assert events, "the right column shows the events the chunks completed"
@@ -255,8 +271,10 @@ def exercise_cell(path: Path, exercise: str) -> tuple[int, int, str]:
 def expected_lines(code: str) -> list[str]:
     """What check() shows for ``code`` in the lab, run here by the same engine: one line per check."""
     namespace: Namespace = execute_notebook(REPO / LAB, [code])
-    return [squeeze(f"{'✔' if ok else '✘'} {name}" + ("" if ok else f"\n{message}"))
-            for ok, name, message in check_report(EXERCISE, namespace).lines()]
+    return [
+        squeeze(f"{'✔' if ok else '✘'} {name}" + ("" if ok else f"\n{message}"))
+        for ok, name, message in check_report(EXERCISE, namespace).lines()
+    ]
 
 
 def squeeze(text: str) -> str:
@@ -290,7 +308,9 @@ def test_a_wrong_answer_shows_which_checks_failed_in_the_checks_own_words(lab_pa
     screenshot(lab_page.cell(exercise_cell(REPO / LAB, EXERCISE)[1]), "lab03_check_of_a_wrong_answer")
     expected = expected_lines(wrong)
     assert any(line.startswith("✘") for line in expected), "the known wrong answer should fail a check"
-    assert shown == expected, f"the page should show each check, ✔ or ✘ with the check's message:\n{shown}\n!=\n{expected}"
+    assert shown == expected, (
+        f"the page should show each check, ✔ or ✘ with the check's message:\n{shown}\n!=\n{expected}"
+    )
 
 
 def test_a_right_answer_shows_every_check_passed(lab_page: Notebook) -> None:

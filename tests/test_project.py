@@ -46,7 +46,9 @@ def test_environment_yml_installs_this_repo_with_pip_and_nothing_else() -> None:
 
 def test_apt_txt_installs_exactly_the_debian_packages_the_lessons_run_on_binder() -> None:
     lines = (REPO / "apt.txt").read_text().splitlines()
-    listed = [line.partition("#")[0].strip() for line in lines if line.partition("#")[0].strip()]  # as repo2docker reads it
+    listed = [
+        line.partition("#")[0].strip() for line in lines if line.partition("#")[0].strip()
+    ]  # as repo2docker reads it
     assert sorted(listed) == sorted(BINDER_DEBIAN), f"apt.txt should list {sorted(BINDER_DEBIAN)}, not {listed}"
 
 
@@ -78,10 +80,20 @@ def test_the_binder_badge_is_made_from_the_repository_setting() -> None:
 def test_every_link_to_the_course_in_the_docs_names_the_repository_setting() -> None:
     """A link on Binder, or to a repository with the course's owner or name, is a link to the course."""
     owner, name = building.repository().split("/")
-    docs = [REPO / "README.md", REPO / "CONTRIBUTING.md", *REPO.glob("notebooks/*.ipynb"), *REPO.glob("solutions/*.ipynb")]
-    links = [(path.name, site, repo) for path in docs
-             for site, repo in re.findall(r"(github\.com|mybinder\.org/v2/gh)/([\w.-]+/[\w.-]+)", path.read_text())]
-    to_the_course = [(f, repo) for f, site, repo in links if site != "github.com" or {owner, name} & set(repo.split("/"))]
+    docs = [
+        REPO / "README.md",
+        REPO / "CONTRIBUTING.md",
+        *REPO.glob("notebooks/*.ipynb"),
+        *REPO.glob("solutions/*.ipynb"),
+    ]
+    links = [
+        (path.name, site, repo)
+        for path in docs
+        for site, repo in re.findall(r"(github\.com|mybinder\.org/v2/gh)/([\w.-]+/[\w.-]+)", path.read_text())
+    ]
+    to_the_course = [
+        (f, repo) for f, site, repo in links if site != "github.com" or {owner, name} & set(repo.split("/"))
+    ]
     assert to_the_course, "the README links the course on Binder"
     assert all(repo == building.repository() for _, repo in to_the_course), to_the_course
 
@@ -124,7 +136,11 @@ def test_make_lab_serves_jupyterlab_with_the_course(tmp_path: Path) -> None:
     args = f"--no-browser --port={port} --ServerApp.ip=127.0.0.1 --IdentityProvider.token={token}"
     lab = subprocess.Popen(
         ["make", "--no-print-directory", "lab", f"LAB_ARGS={args}", f"PYTHON={sys.executable}"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -148,3 +164,27 @@ def test_make_lab_serves_jupyterlab_with_the_course(tmp_path: Path) -> None:
     finally:
         os.killpg(lab.pid, signal.SIGTERM)
         lab.wait(20)
+
+
+def package_modules(package: Path) -> set[str]:
+    """Every module of the support package, dotted below it (``llm.chat``); a subpackage by its name."""
+    names = set()
+    for path in package.rglob("*.py"):
+        parts = path.relative_to(package).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if parts:
+            names.add(".".join(parts))
+    return names
+
+
+def test_contributing_documents_every_module_of_the_package_and_no_other() -> None:
+    text = (REPO / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| `([\w.]+)` \|", text, re.MULTILINE))
+    present = package_modules(REPO / "streamcourse")
+    assert not present - documented, (
+        f"add a row for {sorted(present - documented)} to CONTRIBUTING.md's module table: what is its one job?"
+    )
+    assert not documented - present, (
+        f"CONTRIBUTING.md's module table names modules that are gone: {sorted(documented - present)}"
+    )
