@@ -8,7 +8,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from jupyter_page import SCREENSHOTS
+from jupyter_page import SCREENSHOTS, LabPage
 
 from streamcourse import browser as chromium
 
@@ -35,6 +35,14 @@ def learner(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     yield context
     context.close()
+
+
+@pytest.fixture(scope="module")
+def tab(lab: Any, learner: Any) -> Iterator[Any]:
+    """JupyterLab (the module's own ``lab`` fixture) loaded once in a tab of the learner's browser."""
+    page = LabPage(lab, learner)
+    yield page
+    page.close()
 
 
 @pytest.fixture(scope="session")

@@ -41,17 +41,11 @@ STOP_WITHIN = 0.2  # seconds from the click on Stop until the model's generation
 
 
 @pytest.fixture(scope="module")
-def binder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """JupyterLab as Binder runs it: under the hub's prefix, which every kernel inherits."""
     env = {pacing.ENV: pacing.CHECKING_SPEED, "JUPYTERHUB_SERVICE_PREFIX": PREFIX}
     with running_lab(tmp_path_factory.mktemp("binder"), env, base_url=PREFIX) as lab:
         yield lab
-
-
-@pytest.fixture(scope="module")
-def tab(binder: Lab, learner: Any) -> Iterator[LabPage]:
-    page = LabPage(binder, learner)
-    yield page
-    page.close()
 
 
 def last_cell_calling(notebook: Notebook, call: str) -> int:
@@ -230,7 +224,7 @@ def test_stop_on_the_capstone_page_stops_the_model_through_the_proxy(lesson_09_p
 
 
 @pytest.fixture(scope="module")
-def lab_09_page(binder: Lab, learner: Any, screenshot: Any) -> Iterator[StopSeen]:
+def lab_09_page(lab: Lab, learner: Any, screenshot: Any) -> Iterator[StopSeen]:
     """Lab 09's page (the solution's ``make_app``) at the Binder link ``serve()`` gives it, opened in a browser tab."""
     with ThreadPoolExecutor(1) as pool:  # the notebook needs an event loop of its own
         namespace = pool.submit(execute_notebook, SOLUTIONS_DIR / "lab09_capstone.ipynb").result(timeout=120)
@@ -243,7 +237,7 @@ def lab_09_page(binder: Lab, learner: Any, screenshot: Any) -> Iterator[StopSeen
             assert app.link == f"{PREFIX}proxy/{app.port}/"
             page = learner.new_page()
             try:
-                page.goto(f"{binder.url.removesuffix(PREFIX)}{app.link}?token={binder.token}")
+                page.goto(f"{lab.url.removesuffix(PREFIX)}{app.link}?token={lab.token}")
                 records = lambda: [vars(g) | {"text": g.text} for g in model.state.generations]  # noqa: E731
                 yield stream_then_stop(
                     page, "#send", "#stop", "#output", records, lambda: screenshot(page, "lab09_page_mid_stream")

@@ -43,13 +43,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         yield running
 
 
-@pytest.fixture(scope="module")
-def tab(lab: Lab, learner: Any) -> Iterator[LabPage]:
-    page = LabPage(lab, learner)
-    yield page
-    page.close()
-
-
 # --------------------------------------------------------------------------- one run per lesson
 
 
