@@ -169,14 +169,13 @@ def run_notebook(
 ) -> None:
     """Read the notebook and run its code cells, telling the checker about each one."""
     try:
-        nb = notebooks.read(path)
-        lab = notebooks.lab_of(nb, path)
+        lab, cells_of_notebook = notebooks.read_code(path)
     except Exception as exc:  # noqa: BLE001 - a notebook that cannot be read is an answer, not a crash
         message = str(exc) if isinstance(exc, notebooks.NotebookError) else cells.describe(exc)
         peer.notify("lab", {"lab": notebooks.lab_in_name(path), "error": message.replace(path, os.path.basename(path))})
         return
     peer.notify("lab", {"lab": lab, "error": ""})
-    code = [(i, source) for i, source in notebooks.code_cells(nb) if not notebooks.is_check_cell(source)]
+    code = [(i, source) for i, source in cells_of_notebook if not notebooks.is_check_cell(source)]
     clock = CellClock(seconds)
 
     def before(index: int) -> None:
