@@ -96,6 +96,11 @@ def test_building_other_folders_maps_only_their_own_readme(tmp_path: Path) -> No
     assert building.README.read_bytes() == before
 
 
+def test_the_binder_badge_follows_the_repository_it_is_given() -> None:
+    badge = building.binder_badge("someone/a-fork")
+    assert "(https://mybinder.org/v2/gh/someone/a-fork/main?urlpath=lab/tree/notebooks/00_start_here.ipynb)" in badge
+
+
 def test_the_committed_labs_and_course_map_are_current() -> None:
     result = subprocess.run([sys.executable, "-m", "streamcourse", "build", "--check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

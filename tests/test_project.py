@@ -15,7 +15,13 @@ from pathlib import Path
 import httpx
 import yaml
 
+from streamcourse import building
+
 REPO = Path(__file__).resolve().parent.parent
+
+# The Debian packages the lessons run on Binder, and why. Chromium (the browser
+# tests) and bubblewrap (the instructor's grader) do not belong in a learner's image.
+BINDER_DEBIAN = {"redis-server": "lesson 11 fans a stream out across workers through a real redis-server"}
 
 
 def test_readme_gives_make_lab_and_make_test_first() -> None:
@@ -38,6 +44,20 @@ def test_environment_yml_installs_this_repo_with_pip_and_nothing_else() -> None:
     assert conda_packages == [], "declare dependencies in pyproject.toml, not environment.yml"
 
 
+def test_apt_txt_installs_exactly_the_debian_packages_the_lessons_run_on_binder() -> None:
+    lines = (REPO / "apt.txt").read_text().splitlines()
+    listed = [
+        line.partition("#")[0].strip() for line in lines if line.partition("#")[0].strip()
+    ]  # as repo2docker reads it
+    assert sorted(listed) == sorted(BINDER_DEBIAN), f"apt.txt should list {sorted(BINDER_DEBIAN)}, not {listed}"
+
+
+def test_binder_builds_from_environment_yml_and_apt_txt_alone() -> None:
+    """repo2docker lets a Dockerfile or a binder/ folder override these; nothing needs postBuild or start."""
+    others = ["Dockerfile", "binder", ".binder", "requirements.txt", "Pipfile", "runtime.txt", "postBuild", "start"]
+    assert [name for name in others if (REPO / name).exists()] == []
+
+
 def test_jupyter_server_proxy_is_a_dependency_so_binder_links_work() -> None:
     deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     assert any(d.startswith("jupyter-server-proxy") for d in deps)
@@ -50,10 +70,58 @@ def test_nest_asyncio_is_not_needed() -> None:
         assert "nest_asyncio.apply" not in path.read_text(), f"{path.name} applies nest_asyncio"
 
 
+def test_the_binder_badge_is_made_from_the_repository_setting() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert re.fullmatch(r"[\w.-]+/[\w.-]+", building.repository()), "[tool.streamcourse] repository is owner/name"
+    assert building.binder_badge() in readme, "run `python -m streamcourse build` after changing the repository"
+    assert readme.count("mybinder.org/v2/gh/") == 1, "one Binder badge"
+
+
+def test_every_link_to_the_course_in_the_docs_names_the_repository_setting() -> None:
+    """A link on Binder, or to a repository with the course's owner or name, is a link to the course."""
+    owner, name = building.repository().split("/")
+    docs = [
+        REPO / "README.md",
+        REPO / "CONTRIBUTING.md",
+        *REPO.glob("notebooks/*.ipynb"),
+        *REPO.glob("solutions/*.ipynb"),
+    ]
+    links = [
+        (path.name, site, repo)
+        for path in docs
+        for site, repo in re.findall(r"(github\.com|mybinder\.org/v2/gh)/([\w.-]+/[\w.-]+)", path.read_text())
+    ]
+    to_the_course = [
+        (f, repo) for f, site, repo in links if site != "github.com" or {owner, name} & set(repo.split("/"))
+    ]
+    assert to_the_course, "the README links the course on Binder"
+    assert all(repo == building.repository() for _, repo in to_the_course), to_the_course
+
+
+def test_the_readme_shows_small_committed_pictures_of_the_course() -> None:
+    pictures = re.findall(r"!\[[^\]]+\]\((docs/[^)]+\.png)\)", (REPO / "README.md").read_text())
+    assert pictures, "the README shows the course before anyone runs it"
+    sizes = {p: (REPO / p).stat().st_size for p in pictures}
+    assert all(size < 60_000 for size in sizes.values()), f"keep README pictures small (optimised PNGs): {sizes}"
+
+
+def test_the_binder_badge_opens_the_lesson_that_make_lab_opens() -> None:
+    default_url = re.search(r"--LabApp\.default_url=(\S+)", (REPO / "Makefile").read_text()).group(1)
+    assert building.binder_url().endswith("?urlpath=" + default_url.removeprefix("/"))
+
+
 def test_ci_installs_chromium_and_runs_make_test() -> None:
     script = (REPO / ".ci" / "run").read_text()
     assert "apt-get install" in script and "chromium" in script
     assert script.strip().splitlines()[-1] == "make test"
+
+
+def test_screenshots_go_to_the_folder_ci_keeps_and_git_ignores() -> None:
+    from jupyter_page import SCREENSHOTS
+
+    folder = SCREENSHOTS.relative_to(REPO).parts[0]
+    assert f"rm -rf {folder}\n" in (REPO / ".ci" / "run").read_text(), f"CI starts with an empty {folder}/ and keeps it"
+    assert f"/{folder}/" in (REPO / ".gitignore").read_text().splitlines(), "screenshots are not committed"
 
 
 def _free_port() -> int:
