@@ -94,6 +94,19 @@ def test_the_shared_url_is_answered_by_more_than_one_worker() -> None:
     assert pids <= set(workers.pids) and len(pids) >= 2, f"200 connections all went to {pids}"
 
 
+def test_a_worker_answers_without_waiting_for_a_delayed_ack() -> None:
+    workers = serve_workers(pid_app(), 1, name="nagle")
+    with httpx.Client(timeout=5) as client:
+        client.get(workers.url)
+        times = []
+        for _ in range(15):
+            started = time.perf_counter()
+            client.get(workers.url)
+            times.append(time.perf_counter() - started)
+
+    assert sorted(times)[7] < 0.025, "a keep-alive GET took 40 ms or more: the listening socket needs proto IPPROTO_TCP"
+
+
 def test_module_state_is_per_worker_as_with_uvicorn_workers() -> None:
     workers = serve_workers(pid_app(), 2, name="state")
 
