@@ -22,8 +22,10 @@ What a child does before serving, and why:
   the kernel closes must really close);
 * ``gc.freeze()``: inherited objects are never collected in the child, so none
   closes a descriptor number the child has reused;
-* writes its log to file descriptors 1 and 2 (in Jupyter they reach the
-  notebook), never through the kernel's own stream objects;
+* prints and logs into a pipe that a thread of the parent copies to the
+  parent's ``sys.stderr`` (in Jupyter: the notebook; under ``check()`` or the
+  grader: wherever they capture output), never through the kernel's own
+  stream objects, which a forked child must not touch;
 * watches a socket pair to the parent: ``stop()`` — or the parent's death —
   closes it, and the child shuts down (``timeout_graceful_shutdown`` bounds
   open streams), then is killed if it is still there after a deadline.
@@ -170,21 +172,24 @@ def serve_workers(app: Any, workers: int = 4, name: str = "workers", *, log_leve
     shared = _listening_socket()
     own = [_listening_socket() for _ in range(workers)]
     controls, pids = [], []
+    log_read, log_write = os.pipe()
     try:
         for index in range(workers):
             parent_end, child_end = socket.socketpair()
             pid = _fork()
             if pid == 0:  # the child never returns from here
                 parent_end.close()
-                _child_main(config, [shared, own[index]], child_end)
+                _child_main(config, [shared, own[index]], child_end, log_write)
             child_end.close()
             controls.append(parent_end)
             pids.append(pid)
+        threading.Thread(target=_relay, args=(log_read,), name=f"streamcourse-{name}-log", daemon=True).start()
         handle = Workers(name, shared.getsockname()[1], [s.getsockname()[1] for s in own], pids, controls)
         _wait_started(handle, timeout)
     finally:
         for sock in [shared, *own]:
             sock.close()  # the children hold them now
+        os.close(log_write)
     register(handle)
     return handle
 
@@ -196,6 +201,17 @@ def _fork() -> int:
         # the parent's threads (logging re-creates its locks after a fork).
         warnings.simplefilter("ignore", DeprecationWarning)
         return os.fork()
+
+
+def _relay(log_read: int) -> None:
+    """Copy what the workers print to this process's sys.stderr, until the last worker is gone."""
+    with open(log_read, "rb", buffering=0) as pipe:
+        while chunk := pipe.read(1 << 16):
+            try:
+                sys.stderr.write(chunk.decode(errors="replace"))
+                sys.stderr.flush()
+            except (OSError, ValueError):  # sys.stderr closed (the interpreter is exiting)
+                return
 
 
 def _wait_started(handle: Workers, timeout: float) -> None:
@@ -217,9 +233,11 @@ def _wait_started(handle: Workers, timeout: float) -> None:
 # --------------------------------------------------------------------------- in the child
 
 
-def _child_main(config: uvicorn.Config, sockets: list[socket.socket], control: socket.socket) -> None:
+def _child_main(config: uvicorn.Config, sockets: list[socket.socket], control: socket.socket, log: int) -> None:
     code = 1
     try:
+        os.dup2(log, 1)
+        os.dup2(log, 2)
         _detach_from_parent(keep={s.fileno() for s in sockets} | {control.fileno()})
         config.configure_logging()  # handlers on the fresh sys.stderr, not the parent's stream
         server = _WorkerServer(config)

@@ -189,6 +189,24 @@ def test_serving_the_same_name_again_replaces_the_workers() -> None:
     assert httpx.get(second.url, timeout=5).json()["pid"] in second.pids
 
 
+def test_what_a_worker_prints_reaches_the_parents_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    """In Jupyter that is the notebook; under check() or the grader, their capture."""
+    app = FastAPI()
+
+    @app.get("/")
+    async def root() -> None:
+        print(f"hello from worker {os.getpid()}")
+
+    workers = serve_workers(app, 1, name="prints")
+    httpx.get(workers.url, timeout=5)
+    deadline, seen = time.monotonic() + 5, ""
+    while f"hello from worker {workers.pids[0]}" not in seen and time.monotonic() < deadline:
+        time.sleep(0.02)
+        seen += capsys.readouterr().err
+
+    assert f"hello from worker {workers.pids[0]}" in seen
+
+
 def test_a_lifespan_that_fails_is_reported_and_leaves_no_process() -> None:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
