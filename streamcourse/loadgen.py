@@ -24,9 +24,10 @@ from urllib.parse import urlsplit
 __all__ = ["Delivery", "Listener", "listen", "measure", "percentile", "stamp"]
 
 
-def stamp(number: int) -> str:
-    """What a producer publishes as event ``number``: "17 84512.003141"."""
-    return f"{number} {time.monotonic():.6f}"
+def stamp(number: int, size: int = 0) -> str:
+    """What a producer publishes as event ``number``: "17 84512.003141", padded with ``size`` more bytes."""
+    text = f"{number} {time.monotonic():.6f}"
+    return text + " " + "x" * size if size else text
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -75,9 +76,13 @@ class Listener(asyncio.Protocol):
     def _record(self, event: bytes, now: float) -> None:
         for line in event.split(b"\n"):
             if line.startswith(b"data:"):
-                number, sent = line[5:].split()
-                self.numbers.append(int(number))
-                self.delays.append(now - float(sent))
+                try:
+                    number, sent = line[5:].split(maxsplit=2)[:2]  # a stamp, maybe padded after a space
+                    number, sent = int(number), float(sent)
+                except ValueError:  # not a stamp: not ours to count
+                    return
+                self.numbers.append(number)
+                self.delays.append(now - sent)
                 self.last_at = now
                 return
 

@@ -263,7 +263,8 @@ class _WorkerServer(uvicorn.Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for connection in list(self.server_state.connections):
-            connection.transport.close()  # the app sees http.disconnect: its streams end cleanly
+            # abort, not close: close() would first flush what a frozen client never reads
+            connection.transport.abort()  # the app sees http.disconnect: its streams end cleanly
         await super().shutdown(sockets)
 
 
