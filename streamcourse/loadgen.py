@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -99,7 +100,12 @@ async def listen(url: str, *, frozen: bool = False, timeout: float = 10.0) -> Li
     """Open one SSE connection to ``url`` (e.g. ``http://127.0.0.1:8000/events``); return once subscribed."""
     parts = urlsplit(url)
     loop = asyncio.get_running_loop()
-    _, listener = await loop.create_connection(lambda: Listener(frozen), parts.hostname, parts.port)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    if frozen:  # a small receive buffer: Linux may otherwise let an unread socket hold megabytes
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await loop.sock_connect(sock, (parts.hostname, parts.port))
+    _, listener = await loop.create_connection(lambda: Listener(frozen), sock=sock)
     request = f"GET {parts.path or '/'} HTTP/1.0\r\nHost: {parts.netloc}\r\nAccept: text/event-stream\r\n\r\n"
     listener.transport.write(request.encode())
     await asyncio.wait_for(listener.subscribed.wait(), timeout)

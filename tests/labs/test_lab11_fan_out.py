@@ -387,8 +387,10 @@ class FrozenClient:
         self.sock.close()
 
 
-def rss(workers: Workers, index: int) -> int:
-    return psutil.Process(workers.pids[index]).memory_info().rss
+def private_memory(workers: Workers, index: int) -> int:
+    """USS: memory only this worker holds. Not RSS: a forked worker reuses heap pages it inherited
+    (counted in RSS already), so RSS can hide what it allocates; those pages become its own (USS) when written."""
+    return psutil.Process(workers.pids[index]).memory_full_info().uss
 
 
 FLOOD = 5000  # entries of 4 KiB: 20 MiB, five times what a frozen socket's buffers absorb
@@ -411,7 +413,7 @@ async def flood_with_a_frozen_client(start, log, http, exercise) -> tuple[Worker
     deadline = time.monotonic() + 10
     while not all(p.messages for p in parsers) and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
-    before = rss(workers, 0)
+    before = private_memory(workers, 0)
     for first in range(1, FLOOD + 1, 500):
         await log.add([f"{n} {PAYLOAD}" for n in range(first, min(first + 500, FLOOD + 1))], maxlen=100_000)
     counts, changed = [0, 0], [time.monotonic()] * 2
@@ -444,7 +446,7 @@ async def test_a_client_that_stops_reading_does_not_stall_the_others(exercise, s
 @pytest.mark.parametrize("exercise", BOTH)
 async def test_a_client_that_stops_reading_costs_bounded_memory(exercise, start, log, http) -> None:
     workers, frozen, _, before = await flood_with_a_frozen_client(start, log, http, exercise)
-    grown = rss(workers, 0) - before
+    grown = private_memory(workers, 0) - before
     frozen.close()
     assert grown < 10 * 2**20, (
         f"a client that read nothing while 20 MiB were published made its worker grow by {grown / 2**20:.0f} MiB: "
