@@ -5,9 +5,11 @@ Run it from the repository root with the project's Python::
     python bench/fanout.py               # 100 and 1,000 clients, 100 events/s for 5 s
     python bench/fanout.py 5 100 1000    # seconds, then client counts
 
-For each client count and each design it prints deliveries per second (one
-event reaching one client counts once), the p50/p99 delay from publish to
-arrival, and whether every client got every event in order. Then, for each
+For each client count and each design it prints the events per second the
+producer managed to publish (below 100 when publishing itself has to wait),
+deliveries per second (one event reaching one client counts once), the p50/p99
+delay from publish to arrival, and whether every client got every event in
+order. Then, for each
 design, the memory of a worker that serves one frozen client (it connects and
 never reads) once 20 MiB of events were published — its private memory (USS),
 the pages only it holds; RSS would hide what a forked worker allocates in heap
@@ -181,7 +183,13 @@ async def paced(publish: Callable[[str], Awaitable[object]], events: int, rate: 
         await asyncio.sleep(max(0.0, started + (number + 1) / rate - time.monotonic()))
 
 
-async def deliver(urls: list[str], clients: int, events: int, publish: Callable[[str], Awaitable[object]]) -> Delivery:
+@dataclass
+class Run:
+    delivery: Delivery
+    published_per_second: float  # what the producer managed: below RATE when publishing itself waits
+
+
+async def deliver(urls: list[str], clients: int, events: int, publish: Callable[[str], Awaitable[object]]) -> Run:
     parent, child = multiprocessing.get_context("spawn").Pipe()
     process = multiprocessing.get_context("spawn").Process(target=listeners_main, args=(Plan(urls, clients, events), child))
     process.start()
@@ -191,8 +199,9 @@ async def deliver(urls: list[str], clients: int, events: int, publish: Callable[
         parent.recv()
         started = time.monotonic()
         await paced(publish, events, RATE)
+        published = events / (time.monotonic() - started)
         parent.send(started)
-        return await asyncio.to_thread(parent.recv)
+        return Run(await asyncio.to_thread(parent.recv), published)
     finally:
         process.join(30)
 
@@ -225,9 +234,10 @@ async def frozen_cost(group: Workers, publish_many: Callable[[list[str]], Awaita
 # --------------------------------------------------------------------------- the run
 
 
-def line(design: str, delivery: Delivery) -> str:
+def line(design: str, run: Run) -> str:
+    delivery = run.delivery
     ok = "yes" if delivery.complete == delivery.clients else f"NO ({delivery.complete}/{delivery.clients})"
-    return (f"{design:<22} {delivery.clients:>6,} {delivery.events_per_second:>14,.0f} "
+    return (f"{design:<22} {delivery.clients:>6,} {run.published_per_second:>11.0f} {delivery.events_per_second:>14,.0f} "
             f"{delivery.p(50):>9.1f} {delivery.p(99):>9.1f}  {ok}")
 
 
@@ -236,9 +246,10 @@ async def main(seconds: float, counts: list[int]) -> int:
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the start; {RATE} events/s for {seconds:g} s")
     server = start_redis(name="bench-redis")
     print(f"{server.version}; {events} events per run\n")
-    print(f"{'design':<22} {'clients':>6} {'deliveries/s':>14} {'p50 ms':>9} {'p99 ms':>9}  every event, in order")
+    print(f"{'design':<22} {'clients':>6} {'published/s':>11} {'deliveries/s':>14} {'p50 ms':>9} {'p99 ms':>9}  "
+          "every event, in order")
     r = aioredis.Redis.from_url(server.url, decode_responses=True)
-    results: dict[tuple[str, int], Delivery] = {}
+    results: dict[tuple[str, int], Run] = {}
     try:
         for clients in counts:
             await r.delete("bench")
@@ -285,9 +296,10 @@ async def main(seconds: float, counts: list[int]) -> int:
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
     biggest = results.get(("redis", max(counts)))
     if biggest is not None:
-        met = biggest.complete == biggest.clients and biggest.p(99) < TARGET_P99_MS
+        d = biggest.delivery
+        met = d.complete == d.clients and d.p(99) < TARGET_P99_MS and biggest.published_per_second > 0.95 * RATE
         print(f"target: {max(counts):,} clients on 4 workers, every event, p99 under {TARGET_P99_MS:.0f} ms "
-              f"at {RATE} events/s: {'met' if met else 'NOT met'} (p99 {biggest.p(99):.1f} ms)")
+              f"at {RATE} events/s: {'met' if met else 'NOT met'} (p99 {d.p(99):.1f} ms)")
     return 0
 
 

@@ -42,8 +42,8 @@ async def test_every_client_of_four_redis_workers_gets_every_event(bench: Module
     r = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
     group = bench.serve_workers(bench.redis_app(redis_server.url, "tiny"), 4, name="bench-test")
     try:
-        delivery = await bench.deliver([u + "/events" for u in group.urls], 40, 30,
-                                       lambda text: r.xadd("tiny", {"data": text}))
+        delivery = (await bench.deliver([u + "/events" for u in group.urls], 40, 30,
+                                        lambda text: r.xadd("tiny", {"data": text}))).delivery
     finally:
         group.stop()
         await r.aclose()
@@ -55,8 +55,8 @@ async def test_every_client_of_the_in_memory_process_gets_every_event(bench: Mod
     single = bench.serve_workers(bench.memory_app(), 1, name="bench-test")
     try:
         async with httpx.AsyncClient(base_url=single.url, timeout=30) as http:
-            delivery = await bench.deliver([single.url + "/events"], 40, 30,
-                                           lambda text: http.post("/publish", content=text))
+            delivery = (await bench.deliver([single.url + "/events"], 40, 30,
+                                            lambda text: http.post("/publish", content=text))).delivery
     finally:
         single.stop()
     assert delivery.complete == 40, delivery
