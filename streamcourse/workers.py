@@ -27,8 +27,9 @@ What a child does before serving, and why:
   grader: wherever they capture output), never through the kernel's own
   stream objects, which a forked child must not touch;
 * watches a socket pair to the parent: ``stop()`` — or the parent's death —
-  closes it, and the child shuts down (``timeout_graceful_shutdown`` bounds
-  open streams), then is killed if it is still there after a deadline.
+  closes it, and the child shuts down, dropping its open connections at once
+  (as a restarted worker does: clients reconnect); one still there after a
+  deadline is killed.
 
 Apps should open their connections (a Redis client, say) in each worker — in a
 lifespan or on first use — never before ``serve_workers``: a connection opened

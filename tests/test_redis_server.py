@@ -159,3 +159,25 @@ def test_interrupting_the_kernels_process_group_spares_the_server() -> None:
         parent.terminate()
         parent.wait(5)
     assert gone(pid, within=5)
+
+
+@pytest.mark.slow
+def test_the_fan_out_lesson_runs_top_to_bottom_with_only_the_wheels_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh machine after `make setup`, no root, no Debian package: the lesson still runs, on Valkey."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from streamcourse import pacing
+
+    lesson = Path(__file__).resolve().parent.parent / "notebooks" / "11_fan_out.ipynb"
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))  # the virtualenv's bin: no redis-server there
+    monkeypatch.setenv(pacing.ENV, pacing.CHECKING_SPEED)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("JUPYTER_PREFER_ENV_PATH", "1")
+    assert shutil.which("redis-server") is None and shutil.which("valkey-server") is None
+    nb = nbformat.read(lesson, as_version=4)
+
+    NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(lesson.parent)}}).execute()
+
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "Valkey 9." in printed, "the lesson should have run on the wheel's Valkey server"
