@@ -30,11 +30,13 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
+import psutil
 import pytest
 
 from streamcourse import notebooks
+from streamcourse.server import Server
 
 __all__ = [
     "failure_message",
@@ -165,6 +167,17 @@ class Submission:
     def __contains__(self, name: str) -> bool:
         return name in self._namespace.values
 
+    @property
+    def process(self) -> psutil.Process:
+        """The process the learner's code runs in: measure open files and memory here, from outside it."""
+        return psutil.Process()
+
+    def build(self, builder: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call a ``streamcourse.harness`` builder beside the learner's code (here: in this process)."""
+        if getattr(builder, "__module__", None) != "streamcourse.harness":
+            raise pytest.UsageError(f"submission.build takes builders from streamcourse.harness, not {builder!r}")
+        return builder(*args, **kwargs)
+
 
 def within(seconds: float, fn: Callable[..., Any], *args: Any, what: str = "your code") -> Any:
     """Call ``fn(*args)`` in a daemon thread; fail (not hang) when it takes longer than ``seconds``."""
@@ -250,6 +263,18 @@ def submission(request: pytest.FixtureRequest) -> Submission:
     if key not in cache:
         cache[key] = execute_notebook(path, extra)
     return Submission(cache[key])
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Server]]:
+    """Servers a check starts (append them); all stopped when it ends, even when it fails."""
+    started: list[Server] = []
+    yield started
+    stopping = [threading.Thread(target=server.stop) for server in started]  # each stop waits ~0.1 s: together
+    for thread in stopping:
+        thread.start()
+    for thread in stopping:
+        thread.join()
 
 
 # --------------------------------------------------------------------------- running checks

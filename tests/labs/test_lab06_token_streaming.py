@@ -8,77 +8,30 @@ stream, ``fault-midstream`` fails after three tokens.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 
-import httpx
-import openai
 import pytest
-from httpx_sse import aconnect_sse
 
 from streamcourse import llm
-from streamcourse.server import Server, serve
+from streamcourse.checkkit import Model, Reply, read_events, require_http_error_before_stream, require_stream, start_model, unique_prompt
+from streamcourse.server import serve
 
 RELAY = "lab06.relay_tokens"
 
 
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[tuple[Server, object]]:
-    app = llm.make_app(ttft=0.02, token_interval=0.03, length=20)
-    srv = serve(app, name="lab06-check-llm")
-    yield srv, app
-    srv.stop()
-
-
 @pytest.fixture
-def relay(submission, upstream) -> Iterator[tuple[str, object]]:
-    srv, app = upstream
-    client = openai.AsyncOpenAI(base_url=f"{srv.url}/v1", api_key="not-needed", max_retries=0)
-    learner = submission.relay_tokens(client)
-    relay_srv = serve(learner, name="lab06-check-relay")
-    yield relay_srv.url, app
-    relay_srv.stop()
+def relay(submission, servers) -> tuple[str, Model]:
+    """A fresh model, and the learner's relay in front of it."""
+    model = start_model(servers, "lab06-check-llm", ttft=0.02, token_interval=0.03, length=20)
+    learner = serve(submission.relay_tokens(model.client()), name="lab06-check-relay")
+    servers.append(learner)
+    return learner.url, model
 
 
-@dataclass
-class Reply:
-    status: int = 0
-    content_type: str = ""
-    events: list[tuple[str, str, float]] = field(default_factory=list)  # (event, data, arrival time)
-    broken: str = ""  # how the stream broke, if it did
-    body: str = ""
-
-
-async def post_chat(url: str, model: str = llm.MODEL, prompt: str = "Tell me about streams", timeout: float = 10.0) -> Reply:
-    reply = Reply()
-
-    async def read() -> None:
-        async with httpx.AsyncClient(timeout=5) as http:
-            async with aconnect_sse(http, "POST", f"{url}/chat", json={"prompt": prompt, "model": model}) as source:
-                reply.status = source.response.status_code
-                reply.content_type = source.response.headers.get("content-type", "")
-                if not reply.content_type.startswith("text/event-stream"):
-                    reply.body = (await source.response.aread()).decode(errors="replace")
-                    return
-                async for event in source.aiter_sse():
-                    reply.events.append((event.event, event.data, time.monotonic()))
-
-    try:
-        await asyncio.wait_for(read(), timeout)
-    except TimeoutError:
-        pytest.fail(f"the relay's response did not end within {timeout:g} s", pytrace=False)
-    except httpx.HTTPError as exc:  # e.g. RemoteProtocolError: the server dropped the connection mid-stream
-        reply.broken = f"{type(exc).__name__}: {exc}"
-    return reply
-
-
-def require_stream(reply: Reply) -> None:
-    assert reply.status == 200 and reply.content_type.startswith("text/event-stream"), (
-        f"expected 200 with Content-Type text/event-stream, got {reply.status} {reply.content_type!r} {reply.body[:200]!r}"
-    )
+async def post_chat(url: str, model: str = llm.MODEL, prompt: str = "Tell me about streams", timeout: float = 10.0) -> tuple[Reply, str]:
+    """POST /chat with a prompt no other request uses; returns the reply and that prompt."""
+    prompt = unique_prompt(prompt)
+    return await read_events(f"{url}/chat", {"prompt": prompt, "model": model}, timeout=timeout, read_timeout=5), prompt
 
 
 def texts(reply: Reply) -> list[str]:
@@ -94,12 +47,12 @@ def texts(reply: Reply) -> list[str]:
 
 @pytest.mark.exercise(RELAY)
 async def test_tokens_arrive_as_token_events_that_join_to_the_reply(relay) -> None:
-    url, app = relay
-    reply = await post_chat(url)
+    url, model = relay
+    reply, prompt = await post_chat(url)
     require_stream(reply)
     names = {name for name, _, _ in reply.events}
     assert "token" in names, f"expected events named 'token' (event: token); got event names {sorted(names)}"
-    gen = app.state.generations[-1]
+    gen = model.generation(prompt)
     assert "".join(texts(reply)) == gen.text, (
         f"the token events' texts should join to the model's reply {gen.text!r}; got {''.join(texts(reply))!r}"
     )
@@ -107,8 +60,8 @@ async def test_tokens_arrive_as_token_events_that_join_to_the_reply(relay) -> No
 
 @pytest.mark.exercise(RELAY)
 async def test_the_stream_ends_with_one_done_event_carrying_usage(relay) -> None:
-    url, app = relay
-    reply = await post_chat(url)
+    url, model = relay
+    reply, prompt = await post_chat(url)
     require_stream(reply)
     assert not reply.broken, (
         f"the stream broke ({reply.broken}) instead of ending with a done event — does your code index "
@@ -120,7 +73,7 @@ async def test_the_stream_ends_with_one_done_event_carrying_usage(relay) -> None
         usage = json.loads(reply.events[-1][1])["usage"]
     except (ValueError, KeyError, TypeError):
         pytest.fail(f'the done event\'s data must be JSON like {{"usage": {{...}}}}; got {reply.events[-1][1]!r}', pytrace=False)
-    gen = app.state.generations[-1]
+    gen = model.generation(prompt)
     assert isinstance(usage, dict) and usage.get("completion_tokens") == gen.tokens_sent, (
         f"done should carry the model's usage (completion_tokens={gen.tokens_sent}); got {usage!r} — "
         'ask for it with stream_options={"include_usage": True} and keep it from the last chunk'
@@ -132,10 +85,10 @@ async def test_the_stream_ends_with_one_done_event_carrying_usage(relay) -> None
 
 @pytest.mark.exercise(RELAY)
 async def test_each_token_is_relayed_as_soon_as_it_arrives(relay) -> None:
-    url, app = relay
-    reply = await post_chat(url)
+    url, model = relay
+    reply, prompt = await post_chat(url)
     require_stream(reply)
-    gen = app.state.generations[-1]
+    gen = model.generation(prompt)
     tokens = [at for name, _, at in reply.events if name == "token"]
     assert tokens, "expected token events"
     assert tokens[0] < gen.token_times[-1], (
@@ -147,19 +100,14 @@ async def test_each_token_is_relayed_as_soon_as_it_arrives(relay) -> None:
 @pytest.mark.exercise(RELAY)
 async def test_a_rate_limited_model_gives_an_http_error_before_any_stream(relay) -> None:
     url, _ = relay
-    reply = await post_chat(url, model="fault-429")
-    assert reply.status in (429, 502, 503), (
-        f"when the model answers 429 before streaming, the relay should answer with an HTTP error (429 or 502); "
-        f"got {reply.status} {reply.content_type!r} — once a 200 stream has started its status can't change, so "
-        "open the upstream stream before the response starts (in a dependency)"
-    )
-    assert not reply.content_type.startswith("text/event-stream"), "an HTTP error has a JSON body, not an event stream"
+    reply, _ = await post_chat(url, model="fault-429")
+    require_http_error_before_stream(reply, "the relay")
 
 
 @pytest.mark.exercise(RELAY)
 async def test_a_failure_mid_stream_becomes_an_error_event_and_a_clean_end(relay) -> None:
     url, _ = relay
-    reply = await post_chat(url, model="fault-midstream")
+    reply, prompt = await post_chat(url, model="fault-midstream")
     require_stream(reply)
     assert not reply.broken, (
         f"the connection broke ({reply.broken}): catch openai.APIError while iterating, "

@@ -11,57 +11,47 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 
 import httpx
-import openai
 import pytest
 from httpx_sse import aconnect_sse
 
 from streamcourse import llm
-from streamcourse.server import Server, serve
+from streamcourse.checkkit import Model, eventually, read_events, start_model, unique_prompt
+from streamcourse.server import serve
 
 CANCELLABLE = "lab08.cancellable"
 CANCEL = "lab08.cancel_endpoint"
 
 
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[tuple[Server, object]]:
-    app = llm.make_app(ttft=0.01, token_interval=0.02, length=60)
-    srv = serve(app, name="lab08-check-llm")
-    yield srv, app
-    srv.stop()
-
-
-def start(factory, upstream, name: str) -> tuple[Server, object, object]:
-    srv, llm_app = upstream
-    client = openai.AsyncOpenAI(base_url=f"{srv.url}/v1", api_key="not-needed", max_retries=0)
-    learner = factory(client)
-    return serve(learner, name=name), learner, llm_app
+def start(servers, factory, name: str) -> tuple[str, object, Model]:
+    """A fresh model, and the learner's app (made by ``factory(client)``) in front of it."""
+    model = start_model(servers, "lab08-check-llm", ttft=0.01, token_interval=0.02, length=60)
+    learner = factory(model.client())
+    server = serve(learner, name=name)
+    servers.append(server)
+    return server.url, learner, model
 
 
 @pytest.fixture
-def relay(submission, upstream) -> Iterator[tuple[str, object, object]]:
-    srv, learner, llm_app = start(submission.cancellable, upstream, "lab08-check-cancellable")
-    yield srv.url, learner, llm_app
-    srv.stop()
+def relay(submission, servers) -> tuple[str, object, Model]:
+    return start(servers, submission.cancellable, "lab08-check-cancellable")
 
 
 @pytest.fixture
-def named(submission, upstream) -> Iterator[tuple[str, object, object]]:
-    srv, learner, llm_app = start(submission.cancel_endpoint, upstream, "lab08-check-cancel")
-    yield srv.url, learner, llm_app
-    srv.stop()
+def named(submission, servers) -> tuple[str, object, Model]:
+    return start(servers, submission.cancel_endpoint, "lab08-check-cancel")
 
 
-async def read_then_leave(url: str, tokens: int, model: str = llm.MODEL, linger: float = 0.0) -> tuple[int, float]:
-    """Read ``tokens`` token events, wait ``linger`` s, then close the connection; returns (tokens read, when)."""
+async def read_then_leave(url: str, tokens: int, model: str = llm.MODEL, linger: float = 0.0) -> tuple[int, float, str]:
+    """Read ``tokens`` token events, wait ``linger`` s, then close the connection; returns (tokens read, when, prompt)."""
     got = 0
+    prompt = unique_prompt("cancel me")
 
     async def read() -> None:
         nonlocal got
         async with httpx.AsyncClient(timeout=5) as http:
-            async with aconnect_sse(http, "POST", f"{url}/chat", json={"prompt": "cancel me", "model": model}) as source:
+            async with aconnect_sse(http, "POST", f"{url}/chat", json={"prompt": prompt, "model": model}) as source:
                 assert source.response.status_code == 200, f"expected a 200 event stream, got {source.response.status_code}"
                 async for event in source.aiter_sse():
                     if event.event == "token":
@@ -74,16 +64,7 @@ async def read_then_leave(url: str, tokens: int, model: str = llm.MODEL, linger:
         await asyncio.wait_for(read(), 5)
     except TimeoutError:
         pytest.fail(f"expected {tokens} token events within 5 s, got {got}", pytrace=False)
-    return got, time.monotonic()
-
-
-async def eventually(condition, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        await asyncio.sleep(0.01)
-    return condition()
+    return got, time.monotonic(), prompt
 
 
 def assert_upstream_closed(gen, left_at: float) -> None:
@@ -103,16 +84,11 @@ def assert_upstream_closed(gen, left_at: float) -> None:
 
 @pytest.mark.exercise(CANCELLABLE)
 async def test_a_finished_stream_relays_every_token_and_is_billed_once(relay) -> None:
-    url, app, llm_app = relay
-    names: list[str] = []
-
-    async def read() -> None:
-        async with httpx.AsyncClient(timeout=5) as http:
-            async with aconnect_sse(http, "POST", f"{url}/chat", json={"prompt": "all of it"}) as source:
-                names.extend([e.event async for e in source.aiter_sse()])
-
-    await asyncio.wait_for(read(), 8)
-    gen = llm_app.state.generations[-1]
+    url, app, model = relay
+    prompt = unique_prompt("all of it")
+    reply = await read_events(f"{url}/chat", {"prompt": prompt}, read_timeout=5)
+    names = reply.names
+    gen = model.generation(prompt)
     assert names.count("token") == gen.tokens_sent and names[-1] == "done", (
         f"expected {gen.tokens_sent} token events then done; got {len(names)} events ending {names[-2:]}"
     )
@@ -123,18 +99,18 @@ async def test_a_finished_stream_relays_every_token_and_is_billed_once(relay) ->
 
 @pytest.mark.exercise(CANCELLABLE)
 async def test_the_model_stops_within_200ms_of_the_client_leaving(relay) -> None:
-    url, _, llm_app = relay
-    _, left_at = await read_then_leave(url, 5)
-    gen = llm_app.state.generations[-1]
+    url, _, model = relay
+    _, left_at, prompt = await read_then_leave(url, 5)
+    gen = model.generation(prompt)
     await gen.wait_closed_async(1.0)
     assert_upstream_closed(gen, left_at)
 
 
 @pytest.mark.exercise(CANCELLABLE)
 async def test_a_client_that_leaves_is_billed_for_what_it_got(relay) -> None:
-    url, app, llm_app = relay
-    got, _ = await read_then_leave(url, 5)
-    gen = llm_app.state.generations[-1]
+    url, app, model = relay
+    got, _, prompt = await read_then_leave(url, 5)
+    gen = model.generation(prompt)
     ok = await eventually(lambda: len(app.state.billed) == 1, 1)
     assert ok, (
         f"the client left after {got} tokens but app.state.billed is {app.state.billed!r} after 1 s: "
@@ -147,9 +123,9 @@ async def test_a_client_that_leaves_is_billed_for_what_it_got(relay) -> None:
 
 @pytest.mark.exercise(CANCELLABLE)
 async def test_a_client_that_leaves_while_the_model_is_silent_is_billed_and_the_model_stops(relay) -> None:
-    url, app, llm_app = relay
-    got, left_at = await read_then_leave(url, 3, model="fault-stall", linger=0.1)
-    gen = llm_app.state.generations[-1]
+    url, app, model = relay
+    got, left_at, prompt = await read_then_leave(url, 3, model="fault-stall", linger=0.1)
+    gen = model.generation(prompt)
     await gen.wait_closed_async(1.0)
     assert_upstream_closed(gen, left_at)
     ok = await eventually(lambda: app.state.billed == [3], 1)
@@ -163,9 +139,9 @@ async def test_a_client_that_leaves_while_the_model_is_silent_is_billed_and_the_
 # --------------------------------------------------------------------------- cancel_endpoint
 
 
-async def open_named(http: httpx.AsyncClient, url: str, model: str = llm.MODEL):
+async def open_named(http: httpx.AsyncClient, url: str, model: str = llm.MODEL, prompt: str = "a named generation"):
     """Enter an SSE connection and return (context, source, generation id from the start event)."""
-    ctx = aconnect_sse(http, "POST", f"{url}/chat", json={"prompt": "a named generation", "model": model})
+    ctx = aconnect_sse(http, "POST", f"{url}/chat", json={"prompt": prompt, "model": model})
     source = await ctx.__aenter__()
     events = source.aiter_sse()
     first = await asyncio.wait_for(anext(events), 3)
@@ -193,9 +169,10 @@ async def test_the_stream_starts_with_an_id_that_is_in_the_registry_while_it_run
 
 @pytest.mark.exercise(CANCEL)
 async def test_cancelling_by_id_ends_the_stream_with_a_cancelled_event_and_stops_the_model(named) -> None:
-    url, app, llm_app = named
+    url, app, model = named
+    prompt = unique_prompt("a named generation")
     async with httpx.AsyncClient(timeout=5) as http:
-        ctx, events, generation_id = await open_named(http, url)
+        ctx, events, generation_id = await open_named(http, url, prompt=prompt)
         try:
             await asyncio.wait_for(anext(events), 3)  # one token
             answer = await http.post(f"{url}/chat/{generation_id}/cancel")
@@ -209,7 +186,7 @@ async def test_cancelling_by_id_ends_the_stream_with_a_cancelled_event_and_stops
     assert rest and rest[-1] == "cancelled" and "done" not in rest, (
         f"after the cancel request the stream should end with one 'cancelled' event; the events after it were {rest[-3:]}"
     )
-    gen = llm_app.state.generations[-1]
+    gen = model.generation(prompt)
     assert await gen.wait_closed_async(1.0) and not gen.finished, "the model's stream should be closed, unfinished"
     assert gen.closed_at - cancelled_at < 0.5, "the model's stream should close within 0.5 s of the cancel request"
 

@@ -1,0 +1,255 @@
+"""Helpers for check authors: the pieces several check files needed a copy of.
+
+The same checks run in a learner's kernel (``check()``), under pytest against
+``solutions/``, and in the grader's trusted checker process. These helpers
+observe only from the check's side — sockets, clocks read in the check's own
+process, and the record of the embedded model the check started — so they mean
+the same thing in all three places. The ``servers`` fixture that most of them
+take lives in ``streamcourse.checking``, beside ``submission``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import tracemalloc
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import psutil
+import pytest
+from httpx_sse import aconnect_sse
+
+from streamcourse import llm
+from streamcourse.server import Server, serve
+
+__all__ = [
+    "Model",
+    "Reply",
+    "Stop",
+    "after_events",
+    "eventually",
+    "peak_memory_growth",
+    "wait_until",
+    "read_events",
+    "require_stream",
+    "require_http_error_before_stream",
+    "start_model",
+    "unique_prompt",
+]
+
+
+# --------------------------------------------------------------------------- waiting for conditions
+
+
+async def eventually(condition: Callable[[], bool], seconds: float, interval: float = 0.01) -> bool:
+    """True as soon as ``condition()`` holds; False if it still does not after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(interval)
+    return True
+
+
+def wait_until(condition: Callable[[], bool], seconds: float, interval: float = 0.01) -> bool:
+    """:func:`eventually` for code that is not async."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
+# --------------------------------------------------------------------------- memory, measured from outside
+
+
+def peak_memory_growth(process: psutil.Process, run: Callable[[], Any]) -> int:
+    """Bytes above its starting point that the learner's process held at its peak while ``run()`` ran.
+
+    Where the learner's code runs in this very process (``check()`` in a kernel),
+    ``tracemalloc`` counts Python's allocations exactly. Where it runs elsewhere
+    (the grader's sandbox), its peak resident memory is read from outside
+    (``/proc/<pid>/status``, after resetting the peak through ``clear_refs``), so
+    code that patches an instrument inside its own process changes nothing.
+    Compare two runs of different sizes, never one run with a constant.
+    """
+    if process.pid == os.getpid():
+        tracemalloc.start()
+        try:
+            run()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    Path(f"/proc/{process.pid}/clear_refs").write_text("5")  # the peak (VmHWM) starts again from now
+    before = _status_kib(process.pid, "VmRSS")
+    run()
+    return max(0, _status_kib(process.pid, "VmHWM") - before) * 1024
+
+
+def _status_kib(pid: int, field_name: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1])
+    raise LookupError(f"no {field_name} in /proc/{pid}/status")
+
+
+# --------------------------------------------------------------------------- servers a check starts
+
+
+@dataclass
+class Model:
+    """The embedded OpenAI-compatible model a check started, and its record of every generation."""
+
+    server: Server
+    app: Any
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def generations(self) -> list[llm.Generation]:
+        return list(self.app.state.generations)
+
+    def client(self) -> openai.AsyncOpenAI:
+        """A client for this model, to hand to the learner's code (no retries: a check sees every failure)."""
+        return openai.AsyncOpenAI(base_url=f"{self.url}/v1", api_key="not-needed", max_retries=0)
+
+    def generation(self, prompt: str) -> llm.Generation:
+        """The one generation this prompt started; fails when the learner's code asked the model twice or never."""
+        found = [g for g in self.generations if prompt in g.prompt]
+        assert found, "the model never received this request's prompt: pass the user's message on to the model"
+        assert len(found) == 1, f"one request reached the model {len(found)} times: ask the model once per request"
+        return found[0]
+
+
+def start_model(servers: list[Server], name: str = "check-llm", **pacing: Any) -> Model:
+    """Serve a fresh embedded model (``llm.make_app(**pacing)``) for one check."""
+    app = llm.make_app(**pacing)
+    server = serve(app, name=f"{name}-{uuid.uuid4().hex[:8]}")
+    servers.append(server)
+    return Model(server, app)
+
+
+def unique_prompt(text: str = "Tell me about streams") -> str:
+    """A prompt no other request of the run uses, so a check finds its own generation in the record."""
+    return f"{text} ({uuid.uuid4().hex[:8]})"
+
+
+# --------------------------------------------------------------------------- reading an event stream
+
+
+@dataclass
+class Reply:
+    """What a client saw of one streamed answer."""
+
+    status: int = 0
+    headers: httpx.Headers = field(default_factory=httpx.Headers)
+    events: list[tuple[str, str, float]] = field(default_factory=list)  # (event, data, arrival time)
+    broken: str = ""  # how the connection broke, if it did
+    body: str = ""  # the body, when the answer was not an event stream
+    left_at: float | None = None  # when the check hung up, if it did
+    prompt: str = ""  # the prompt the request carried, when the check set one (to find its generation)
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _, _ in self.events]
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+    def payload(self, index: int, *keys: str) -> dict[str, Any]:
+        """The JSON object in event ``index``'s data, with ``keys``; a failure that shows the shape otherwise."""
+        name, data, _ = self.events[index]
+        try:
+            value = json.loads(data)
+            ok = isinstance(value, dict) and all(k in value for k in keys)
+        except ValueError:
+            ok = False
+        if not ok:
+            shape = ", ".join(f'"{k}": ...' for k in keys)
+            pytest.fail(f"the {name} event's data must be JSON like {{{shape}}}; got {data!r}", pytrace=False)
+        return value  # type: ignore[no-any-return]
+
+
+#: Decides, after each event, whether the client hangs up now.
+Stop = Callable[[Reply, httpx.AsyncClient], Awaitable[bool]]
+
+
+def after_events(name: str, n: int) -> Stop:
+    """Hang up once ``n`` events called ``name`` have arrived."""
+
+    async def stop(reply: Reply, http: httpx.AsyncClient) -> bool:
+        return reply.names.count(name) >= n
+
+    return stop
+
+
+async def read_events(
+    url: str,
+    json_body: Any = None,
+    *,
+    method: str = "POST",
+    stop: Stop | None = None,
+    timeout: float = 8.0,
+    read_timeout: float = 3.0,
+    hint: str = "does the stream end after its last event?",
+) -> Reply:
+    """Send one request and read its events with httpx-sse until the stream ends (or ``stop`` says hang up).
+
+    ``read_timeout`` is how long a silent connection may go without a byte; ``timeout``
+    bounds the whole answer, so a stream that never ends fails the check instead of hanging it.
+    """
+    reply = Reply()
+
+    async def read() -> None:
+        async with httpx.AsyncClient(timeout=read_timeout) as http:
+            async with aconnect_sse(http, method, url, json=json_body) as source:
+                reply.status = source.response.status_code
+                reply.headers = source.response.headers
+                if not reply.content_type.startswith("text/event-stream"):
+                    reply.body = (await source.response.aread()).decode(errors="replace")
+                    return
+                async for event in source.aiter_sse():
+                    reply.events.append((event.event, event.data, time.monotonic()))
+                    if stop is not None and await stop(reply, http):
+                        reply.left_at = time.monotonic()
+                        return  # leaving the block closes the connection: the client is gone
+
+    try:
+        await asyncio.wait_for(read(), timeout)
+    except TimeoutError:
+        pytest.fail(
+            f"the response to {method} {httpx.URL(url).path} did not end within {timeout:g} s "
+            f"(events so far: {reply.names[:8]}) — {hint}",
+            pytrace=False,
+        )
+    except httpx.HTTPError as exc:  # e.g. RemoteProtocolError: the server dropped the connection mid-stream
+        reply.broken = f"{type(exc).__name__}: {exc}"
+    return reply
+
+
+def require_stream(reply: Reply) -> None:
+    assert reply.status == 200 and reply.content_type.startswith("text/event-stream"), (
+        f"expected 200 with Content-Type text/event-stream, got {reply.status} {reply.content_type!r} {reply.body[:200]!r}"
+    )
+
+
+def require_http_error_before_stream(reply: Reply, where: str) -> None:
+    """The model refused (429) before streaming: the answer must be an HTTP error, not a 200 stream."""
+    assert reply.status in (429, 502, 503), (
+        f"when the model answers 429 before streaming, {where} should answer with an HTTP error (429 or 502); "
+        f"got {reply.status} {reply.content_type!r} — once a 200 stream has started its status can't change, so "
+        "open the upstream stream before the response starts (in a dependency), not inside the generator"
+    )
+    assert not reply.content_type.startswith("text/event-stream"), "an HTTP error has a JSON body, not an event stream"
