@@ -1,4 +1,4 @@
-# rejected by: test_each_worker_reads_the_log_once_for_all_its_clients, test_a_client_whose_buffer_overflows_is_disconnected_and_catches_up_from_the_log
+# rejected by: test_each_worker_reads_the_log_once_for_all_its_clients
 # Exercise 1's answer again: every client runs its own XREAD BLOCK. Correct, but 1,000
 # clients keep 1,000 calls waiting in Redis and each entry is read 1,000 times; and a
 # slow client is never dropped, it just holds its connection.
