@@ -8,7 +8,7 @@ LAB_ARGS ?=
 # Jupyter refuses to run as root (containers, Codespaces) unless told it may.
 ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test setup labs validate bench clean
+.PHONY: lab test lint setup labs validate bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed, this is " + sys.version'
@@ -22,8 +22,13 @@ setup: $(STAMP)  ## create .venv with everything the course needs
 lab: setup  ## open the course in JupyterLab
 	$(VENV)/bin/jupyter lab $(ROOT_ARGS) --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks/00_start_here.ipynb $(LAB_ARGS)
 
-test: setup  ## run every test: package, checks, notebooks, grader, browser
+test: setup lint  ## lint and type-check (seconds), then every test: package, checks, notebooks, grader, browser
 	$(PY) -m pytest
+
+lint: setup  ## ruff (lint and format check) and mypy (strict on streamcourse/); configured in pyproject.toml
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 labs: setup  ## regenerate labs/ from solutions/
 	$(PY) -m streamcourse build

@@ -173,7 +173,9 @@ def measure(mode: str, n: int) -> dict[str, float]:
 
 def main(small: int = 100_000, large: int = 1_000_000) -> int:
     results: dict[tuple[str, int], dict[str, float]] = {}
-    print(f"{'mode':<14}{'rows':>10}{'seconds':>9}{'rows/s':>12}{'first byte':>12}{'server peak RSS':>17}{'grew during export':>20}")
+    print(
+        f"{'mode':<14}{'rows':>10}{'seconds':>9}{'rows/s':>12}{'first byte':>12}{'server peak RSS':>17}{'grew during export':>20}"
+    )
     for mode in MODES:
         for n in (small, large):
             r = results[mode, n] = measure(mode, n)
@@ -190,7 +192,9 @@ def main(small: int = 100_000, large: int = 1_000_000) -> int:
         flat = growth <= TARGET_FLAT_MB
         if mode.startswith(("per-row", "batched")):
             ok &= flat
-        print(f"{mode:<14} server peak RSS {small:,} -> {large:,} rows: {growth:+.1f} MB ({'flat' if flat else 'GROWS'})")
+        print(
+            f"{mode:<14} server peak RSS {small:,} -> {large:,} rows: {growth:+.1f} MB ({'flat' if flat else 'GROWS'})"
+        )
     print(json.dumps({f"{m} {n}": r for (m, n), r in results.items()}), file=sys.stderr)
     return 0 if ok else 1
 

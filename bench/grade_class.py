@@ -35,7 +35,7 @@ import sys
 from streamcourse import checking
 namespace = checking.execute_notebook(sys.argv[1])
 run = checking.run_checks(namespace, ["lab01.read_chunks", "lab01.batched"])
-print(sum(r.outcome == "passed" for r in run.results))
+print(sum(r.passed for r in run.results))
 """
 
 
@@ -60,6 +60,22 @@ def make_class(root: Path, learners: int, out: Path) -> dict[str, str]:
     return kinds
 
 
+def runner_start(notebook: Path, isolated: bool, times: int) -> list[float]:
+    """Seconds from starting a runner to its notebook's cells all run, with or without the sandbox."""
+    from streamcourse.checker import Checker, shared_folder
+
+    took = []
+    for _ in range(times):
+        root = Path(tempfile.mkdtemp(prefix="runner-start-"))
+        checker = Checker(notebook, shared_folder(root), grading.Limits(), isolated, 0, lambda event: None)
+        started = time.perf_counter()
+        assert checker.start_runner(), "the runner did not start"
+        took.append(time.perf_counter() - started)
+        checker.runner.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    return took
+
+
 def fresh_python_per_notebook(paths: list[Path]) -> list[float]:
     times = []
     for path in paths:
@@ -82,11 +98,15 @@ def main() -> int:
         out = work / "grades"
         kinds = make_class(work / "class", args.learners, out)
         counts = {k: list(kinds.values()).count(k) for k in ("right", "wrong", "hostile")}
-        print(f"class: {args.learners} learners of lab01 — {counts['right']} right, {counts['wrong']} wrong, "
-              f"{counts['hostile']} hostile; {args.jobs} jobs on {os.cpu_count()} CPUs, --timeout {args.timeout:g}")
+        print(
+            f"class: {args.learners} learners of lab01 — {counts['right']} right, {counts['wrong']} wrong, "
+            f"{counts['hostile']} hostile; {args.jobs} jobs on {os.cpu_count()} CPUs, --timeout {args.timeout:g}"
+        )
 
         started = time.perf_counter()
-        grades = grading.grade([work / "class"], out, jobs=args.jobs, limits=grading.Limits(timeout=args.timeout), progress=True)
+        grades = grading.grade(
+            [work / "class"], out, jobs=args.jobs, limits=grading.Limits(timeout=args.timeout), progress=True
+        )
         wall = time.perf_counter() - started
         import json
 
@@ -96,26 +116,46 @@ def main() -> int:
         calm = [seconds[name] for name, kind in kinds.items() if kind != "hostile"]
         wrong_scores = [g.points for g in grades if kinds.get(g.learner) == "wrong"]
         right_ok = all(g.points == hostile.FULL for g in grades if kinds.get(g.learner) == "right")
-        print(f"graded {len(grades)} submissions in {wall:.1f} s (engine start-up included): "
-              f"{len(grades) / wall:.1f} submissions/s")
-        print(f"per submission: median {statistics.median(per):.2f} s (right and wrong only: {statistics.median(calm):.2f} s), "
-              f"slowest {per[-1]:.1f} s (hostile)")
+        print(
+            f"graded {len(grades)} submissions in {wall:.1f} s (engine start-up included): "
+            f"{len(grades) / wall:.1f} submissions/s"
+        )
+        print(
+            f"per submission: median {statistics.median(per):.2f} s (right and wrong only: {statistics.median(calm):.2f} s), "
+            f"slowest {per[-1]:.1f} s (hostile)"
+        )
         hostile_time = sum(seconds[name] for name, kind in kinds.items() if kind == "hostile")
         limits = grading.Limits(timeout=args.timeout)
-        print(f"the {counts['hostile']} hostile submissions took {hostile_time:.0f} s of the {args.jobs} slots' time "
-              f"(limits: {limits.cell_seconds:g} s per cell, {limits.check_seconds:.1f} s per check, {args.timeout:g} s in all); "
-              f"the other {len(calm)} took {sum(calm):.0f} s")
-        print(f"right answers all full marks: {right_ok}; wrong answers scored {min(wrong_scores):g}–{max(wrong_scores):g} of 10")
+        print(
+            f"the {counts['hostile']} hostile submissions took {hostile_time:.0f} s of the {args.jobs} slots' time "
+            f"(limits: {limits.cell_seconds:g} s per cell, {limits.check_seconds:.1f} s per check, {args.timeout:g} s in all); "
+            f"the other {len(calm)} took {sum(calm):.0f} s"
+        )
+        print(
+            f"right answers all full marks: {right_ok}; wrong answers scored {min(wrong_scores):g}–{max(wrong_scores):g} of 10"
+        )
 
-        sample = [work / "class" / name / hostile.NAME for name, kind in kinds.items() if kind == "right"][: args.baseline]
+        sample = [work / "class" / name / hostile.NAME for name, kind in kinds.items() if kind == "right"][
+            : args.baseline
+        ]
+        boxed = statistics.median(runner_start(sample[0], True, 10))
+        bare = statistics.median(runner_start(sample[0], False, 10))
+        print(
+            f"isolation: a runner in its bubblewrap sandbox is ready (cells run) in {boxed * 1000:.0f} ms median, "
+            f"{bare * 1000:.0f} ms without the sandbox: {(boxed - bare) * 1000:.0f} ms of isolation per runner"
+        )
         fresh = fresh_python_per_notebook(sample)
         fresh_median = statistics.median(fresh)
         per_notebook = wall / len(grades)
-        print(f"fresh Python per notebook (import + execute + checks, one at a time): median {fresh_median:.2f} s "
-              f"over {len(fresh)} notebooks")
-        print(f"side by side: wall time per notebook {per_notebook:.2f} s graded here vs {fresh_median:.2f} s fresh "
-              f"— {fresh_median / per_notebook:.1f}x faster; a right/wrong notebook's own time {statistics.median(calm):.2f} s "
-              f"vs {fresh_median:.2f} s — {fresh_median / statistics.median(calm):.1f}x")
+        print(
+            f"fresh Python per notebook (import + execute + checks, one at a time): median {fresh_median:.2f} s "
+            f"over {len(fresh)} notebooks"
+        )
+        print(
+            f"side by side: wall time per notebook {per_notebook:.2f} s graded here vs {fresh_median:.2f} s fresh "
+            f"— {fresh_median / per_notebook:.1f}x faster; a right/wrong notebook's own time {statistics.median(calm):.2f} s "
+            f"vs {fresh_median:.2f} s — {fresh_median / statistics.median(calm):.1f}x"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -10,6 +10,10 @@ parses source lines to draw the ``^^^`` under an error whenever a server logs
 an exception, while in the main thread pytest parses a check file to report a
 failure, or IPython parses the cell the learner just ran. Without this lock a
 check could crash and lose its result, or a cell fail for no reason of its own.
+
+Only the versions with the race get the lock: the shared counter came with
+3.11.0 (gh-95185) and went in 3.11.8 and 3.12.2 (python/cpython#113035, one
+counter per parse; backported as #113476 and #113472); 3.13 never had it.
 """
 
 from __future__ import annotations
@@ -47,8 +51,15 @@ def _locked(parse: Callable[..., Any]) -> Callable[..., Any]:
     return locked_parse
 
 
+def has_race(version: tuple[int, ...]) -> bool:
+    """Whether this CPython version shares one AST depth counter between threads."""
+    return (3, 11) <= version[:3] < (3, 11, 8) or (3, 12) <= version[:3] < (3, 12, 2)
+
+
 def install() -> None:
     """Put ``ast.parse`` behind a process-wide lock, and IPython's own parse of each cell in a kernel."""
+    if not has_race(sys.version_info[:3]):
+        return
     ast.parse = _locked(ast.parse)
     compilerop = sys.modules.get("IPython.core.compilerop")  # imported already in a kernel, never imported here
     if compilerop is not None:

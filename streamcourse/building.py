@@ -6,28 +6,21 @@ stub is ``raise NotImplementedError`` (the lab still runs top to bottom; the
 check says "not written yet"); at the top level of a cell it is ``...``, so the
 name the exercise should define stays undefined and the check says which.
 
-``validate`` runs every check against the solution (all must pass), the blank
-lab (all must fail) and each known wrong answer kept in
-``tests/labs/wrong/<exercise>/<mistake>.py`` (at least one check of that
-exercise must fail).
+``streamcourse.validation`` proves the checks grade what they claim.
 """
 
 from __future__ import annotations
 
 import copy
-import multiprocessing
-import os
 import re
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
-from streamcourse import notebooks, pacing
-from streamcourse.checking import CHECKS_DIR, REPO, SOLUTIONS_DIR, execute_notebook, run_checks
+from streamcourse import notebooks
+from streamcourse.checking import CHECKS_DIR, REPO, SOLUTIONS_DIR
 
-__all__ = ["LABS_DIR", "WRONG_DIR", "stub_solutions", "build_lab", "build", "course_map", "stale_labs", "validate"]
+__all__ = ["LABS_DIR", "WRONG_DIR", "stub_solutions", "build_lab", "build", "course_map", "stale_labs", "solutions_of"]
 
 LABS_DIR = REPO / "labs"
 LESSONS_DIR = REPO / "notebooks"
@@ -87,7 +80,9 @@ def build_lab(solution: Path) -> nbformat.NotebookNode:
         if exercise and not has_region:
             raise BuildError(f"{where}: exercise {exercise} has no '# BEGIN SOLUTION' region")
         if has_region and not exercise:
-            raise BuildError(f"{where}: a solution region outside an exercise cell (add metadata.streamcourse.exercise)")
+            raise BuildError(
+                f"{where}: a solution region outside an exercise cell (add metadata.streamcourse.exercise)"
+            )
         if exercise and not str(exercise).startswith(expected_lab + "."):
             raise BuildError(f"{where}: exercise id {exercise!r} must start with {expected_lab}.")
         if has_region:
@@ -95,12 +90,12 @@ def build_lab(solution: Path) -> nbformat.NotebookNode:
     return nb
 
 
-def _solutions(solutions_dir: Path) -> list[Path]:
+def solutions_of(solutions_dir: Path) -> list[Path]:
     return sorted(solutions_dir.glob("lab[0-9][0-9]_*.ipynb"))
 
 
 def _text(nb: nbformat.NotebookNode) -> str:
-    return nbformat.writes(nb) + "\n"
+    return str(nbformat.writes(nb)) + "\n"
 
 
 def _title(path: Path) -> str:
@@ -114,7 +109,7 @@ def _title(path: Path) -> str:
 
 def course_map(lessons_dir: Path = LESSONS_DIR, solutions_dir: Path = SOLUTIONS_DIR) -> str:
     """The README's table of lessons and labs, made from the notebooks themselves."""
-    labs = {s.name[3:5]: s for s in _solutions(solutions_dir)}
+    labs = {s.name[3:5]: s for s in solutions_of(solutions_dir)}
     rows = ["| # | lesson | lab | exercises |", "|---|---|---|---|"]
     for lesson in sorted(lessons_dir.glob("[0-9][0-9]_*.ipynb")):
         number = lesson.name[:2]
@@ -125,31 +120,46 @@ def course_map(lessons_dir: Path = LESSONS_DIR, solutions_dir: Path = SOLUTIONS_
     return "\n".join(rows)
 
 
-def _readme_with_map(readme: Path) -> str:
+def _readme_with_map(readme: Path, solutions_dir: Path) -> str:
+    """``readme`` with its course map made from the lessons beside it and ``solutions_dir``."""
     text = readme.read_text(encoding="utf-8")
     start, end = "<!-- course-map:start -->", "<!-- course-map:end -->"
     if start not in text or end not in text:
         raise BuildError(f"{readme.name} needs the markers {start} and {end} around the course map")
     head, rest = text.split(start, 1)
-    return head + start + "\n" + course_map() + "\n" + end + rest.split(end, 1)[1]
+    table = course_map(readme.parent / LESSONS_DIR.name, solutions_dir)
+    return head + start + "\n" + table + "\n" + end + rest.split(end, 1)[1]
+
+
+def _readme_for(solutions_dir: Path) -> Path | None:
+    """The README whose map lists these solutions: the one beside their folder, if there is one.
+
+    Never the repository's own README for other folders: a build of temporary
+    folders must not rewrite it.
+    """
+    readme = solutions_dir.resolve().parent / README.name
+    return readme if readme.exists() else None
 
 
 def build(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR) -> list[Path]:
-    """Write ``labs/`` from ``solutions/`` and the README's course map; returns the files written."""
+    """Write ``labs/`` from ``solutions/`` and the course map of the README beside ``solutions/``; returns the files written."""
     labs_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for solution in _solutions(solutions_dir):
+    for solution in solutions_of(solutions_dir):
         target = labs_dir / solution.name
         target.write_text(_text(build_lab(solution)), encoding="utf-8")
         written.append(target)
-    README.write_text(_readme_with_map(README), encoding="utf-8")
-    return written + [README]
+    readme = _readme_for(solutions_dir)
+    if readme is not None:
+        readme.write_text(_readme_with_map(readme, solutions_dir), encoding="utf-8")
+        written.append(readme)
+    return written
 
 
 def stale_labs(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR) -> list[str]:
-    """What is out of date in ``labs/``, one line each (empty when all are current)."""
+    """What is out of date in ``labs/`` (and the README beside ``solutions/``), one line each (empty when all are current)."""
     problems = []
-    expected = {s.name: s for s in _solutions(solutions_dir)}
+    expected = {s.name: s for s in solutions_of(solutions_dir)}
     for name, solution in expected.items():
         target = labs_dir / name
         if not target.exists():
@@ -159,87 +169,7 @@ def stale_labs(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR) -
     for lab in sorted(labs_dir.glob("*.ipynb")):
         if lab.name not in expected:
             problems.append(f"labs/{lab.name} has no solution in solutions/")
-    if README.read_text(encoding="utf-8") != _readme_with_map(README):
-        problems.append("README.md's course map is stale")
+    readme = _readme_for(solutions_dir)
+    if readme is not None and readme.read_text(encoding="utf-8") != _readme_with_map(readme, solutions_dir):
+        problems.append(f"{readme.name}'s course map is stale")
     return problems
-
-
-# --------------------------------------------------------------------------- validate
-
-
-@dataclass
-class Finding:
-    ok: bool
-    text: str
-
-
-def wrong_answers(exercise: str) -> list[Path]:
-    return sorted((WRONG_DIR / exercise).glob("*.py"))
-
-
-def _checking_speed() -> None:
-    os.environ.setdefault(pacing.ENV, pacing.CHECKING_SPEED)
-
-
-def validate_lab(solution: Path, labs_dir: Path = LABS_DIR) -> list[Finding]:
-    """Every check of a lab passes on the solution and fails on the blank lab."""
-    findings: list[Finding] = []
-    exercises = [e.id for e in notebooks.exercises(notebooks.read(solution))]
-    solved = run_checks(execute_notebook(solution), exercises)
-    blank = run_checks(execute_notebook(labs_dir / solution.name), exercises)
-    for run in (solved, blank):
-        if run.collect_errors:
-            findings.append(Finding(False, "checks could not be collected: " + "; ".join(run.collect_errors)))
-    checked = {r.exercise for r in solved.results}
-    for exercise in exercises:
-        if exercise not in checked:
-            findings.append(Finding(False, f"{exercise}: has no checks in tests/labs"))
-    for name, run in (("solution", solved), ("blank lab", blank)):
-        if not run.ran_all:
-            findings.append(Finding(False, f"{solution.name} ({name}): {len(run.collected)} checks collected, {len(run.results)} ran ({run.output[-600:]})"))
-    for result in solved.results:
-        ok = result.outcome == "passed"
-        findings.append(Finding(ok, f"{result.nodeid}: {'passes' if ok else 'does NOT pass'} on the solution" + ("" if ok else f" ({result.message})")))
-    for result in blank.results:
-        ok = result.outcome != "passed"
-        findings.append(Finding(ok, f"{result.nodeid}: {'fails' if ok else 'does NOT fail'} on the blank lab"))
-    return findings
-
-
-def validate_wrong_answer(solution: Path, exercise: str, wrong: Path) -> list[Finding]:
-    """At least one check of ``exercise`` rejects this known wrong answer."""
-    run = run_checks(execute_notebook(solution, [wrong.read_text(encoding="utf-8")]), [exercise])
-    label = f"{exercise}: wrong answer {wrong.stem!r}"
-    if not run.results:  # nothing ran: that proves nothing either way
-        return [Finding(False, f"{label}: no check ran ({run.collect_errors or run.output[-300:]})")]
-    caught = [r.name for r in run.results if r.outcome != "passed"]
-    if caught:
-        return [Finding(True, f"{label} rejected by {', '.join(caught)}")]
-    if not run.ran_all:  # the missing checks might have caught it
-        return [Finding(False, f"{label}: only {len(run.results)} of {len(run.collected)} checks ran ({run.output[-600:]})")]
-    return [Finding(False, f"{label} is NOT rejected by any check")]
-
-
-def validate(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR, jobs: int | None = None) -> list[Finding]:
-    """All of the above for every lab and every known wrong answer, each in a fresh process.
-
-    The checks mostly wait (on sockets, pacing, time limits), so by default
-    twice as many run at once as there are CPUs.
-    """
-    findings = [Finding(False, p) for p in stale_labs(solutions_dir, labs_dir)]
-    exercises = {s: [e.id for e in notebooks.exercises(notebooks.read(s))] for s in _solutions(solutions_dir)}
-    known = {e for ids in exercises.values() for e in ids}
-    for folder in sorted(p for p in WRONG_DIR.glob("*") if p.is_dir()):
-        if folder.name not in known:
-            findings.append(Finding(False, f"tests/labs/wrong/{folder.name}: no exercise has that id"))
-    # spawn, not fork: each notebook starts servers and threads of its own.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs or 2 * (os.cpu_count() or 1), mp_context=context, initializer=_checking_speed) as pool:
-        tasks = []
-        for solution, ids in exercises.items():
-            tasks.append(pool.submit(validate_lab, solution, labs_dir))
-            for exercise in ids:
-                tasks += [pool.submit(validate_wrong_answer, solution, exercise, w) for w in wrong_answers(exercise)]
-        for task in tasks:
-            findings.extend(task.result())
-    return findings

@@ -17,26 +17,32 @@ is already running, and async checks need a loop of their own.
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import contextlib
 import html
-import inspect
 import io
-import linecache
 import os
-import re
 import tempfile
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import psutil
 import pytest
 
-from streamcourse import notebooks
-from streamcourse.server import Server
+from streamcourse import cells, notebooks
+from streamcourse.results import (
+    FAILED,
+    PASSED,
+    Collector,
+    Result,
+    display_name,
+    exercise_of,
+    failure_message,
+)
+from streamcourse.server import Served
 
 __all__ = [
     "failure_message",
@@ -45,6 +51,7 @@ __all__ = [
     "SOLUTIONS_DIR",
     "Namespace",
     "Result",
+    "Run",
     "Submission",
     "execute_notebook",
     "run_checks",
@@ -58,17 +65,11 @@ SOLUTIONS_DIR = REPO / "solutions"
 #: A whole check() in the kernel gives up after this many seconds.
 CHECK_TIMEOUT = float(os.environ.get("STREAMCOURSE_CHECK_TIMEOUT", "120"))
 
-_NS_KEY = pytest.StashKey["Namespace"]()
-_NOT_WRITTEN = "not written yet: the function still raises NotImplementedError — replace the stub with your code"
+#: How the ``submission`` fixture gets the learner's code: set by whoever runs the checks.
+SUBMISSION_KEY = pytest.StashKey[Callable[[pytest.FixtureRequest], Any]]()
 
 
 # --------------------------------------------------------------------------- namespaces
-
-
-@dataclass
-class CellError:
-    cell: int
-    error: str
 
 
 @dataclass
@@ -76,58 +77,28 @@ class Namespace:
     """A learner's definitions plus what went wrong while making them."""
 
     values: dict[str, Any]
-    errors: list[CellError] = field(default_factory=list)
+    errors: list[cells.CellOutcome] = field(default_factory=list)
     origin: str = "this notebook"
 
 
-def strip_magics(source: str) -> str:
-    """Comment out IPython-only lines (``%magic``, ``!shell``): they mean nothing to plain Python."""
-    return "\n".join(
-        "# " + line if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()
-    )
-
-
-def run_cell(source: str, values: dict[str, Any], filename: str, loop: asyncio.AbstractEventLoop) -> None:
-    """Execute one cell as Jupyter would: top-level ``await`` allowed, source kept for tracebacks."""
-    source = strip_magics(source)
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    code = compile(source, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
-    result = eval(code, values)  # noqa: S307 - executing the learner's notebook is the point
-    if inspect.CO_COROUTINE & code.co_flags:
-        loop.run_until_complete(result)
-
-
 def execute_notebook(path: str | Path, extra_code: Iterable[str] = ()) -> Namespace:
-    """Run a notebook's code cells (not its ``check()`` cells) into a fresh namespace.
-
-    A cell that raises is recorded and skipped, as in Jupyter when a learner
-    moves on: later exercises still get their chance.
-    """
+    """Run a notebook's code cells (not its ``check()`` cells) into a fresh namespace, in this process."""
     nb = notebooks.read(path)
-    values: dict[str, Any] = {"__name__": "__main__", "check": _no_check}
+    values: dict[str, Any] = {"__name__": "__main__", "check": cells.no_check}
     namespace = Namespace(values, origin=str(path))
     loop = asyncio.new_event_loop()
     printed = _Discard()  # what the notebook prints is not graded, and may be endless
+    code = [(i, source) for i, source in notebooks.code_cells(nb) if not notebooks.is_check_cell(source)]
     with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
-        for index, source in notebooks.code_cells(nb):
-            if notebooks.is_check_cell(source):
-                continue
-            try:
-                run_cell(source, values, f"<cell {index}>", loop)
-            except Exception as exc:  # noqa: BLE001 - the learner's error is data here
-                namespace.errors.append(CellError(index, f"{type(exc).__name__}: {exc}"))
-        for n, code in enumerate(extra_code):
-            run_cell(code, values, f"<extra {n}>", loop)
+        namespace.errors += [o for o in cells.run_cells(code, values, loop.run_until_complete) if o.error]
+        for n, extra in enumerate(extra_code):
+            cells.run_cell(extra, values, f"<extra {n}>", loop.run_until_complete)
     return namespace
 
 
 class _Discard(io.TextIOBase):
     def write(self, text: str) -> int:
         return len(text)
-
-
-def _no_check(exercise: str) -> None:
-    """Stands in for check() while a notebook is executed for checking."""
 
 
 def kernel_namespace() -> Namespace:
@@ -161,7 +132,7 @@ class Submission:
         advice = f"`{name}` is not defined: run the exercise cell that defines it (and the cells above it), then check again."
         if self._namespace.errors:
             first = self._namespace.errors[0]
-            advice += f" Note: cell {first.cell} of {self._namespace.origin} raised {first.error}"
+            advice += f" Note: cell {first.index} of {self._namespace.origin} raised {first.error}"
         pytest.fail(advice, pytrace=False)
 
     def __contains__(self, name: str) -> bool:
@@ -193,7 +164,9 @@ def within(seconds: float, fn: Callable[..., Any], *args: Any, what: str = "your
     worker.start()
     worker.join(seconds)
     if worker.is_alive():
-        pytest.fail(f"{what} did not finish within {seconds:g} s — does it read more of its input than it needs?", pytrace=False)
+        pytest.fail(
+            f"{what} did not finish within {seconds:g} s — does it read more of its input than it needs?", pytrace=False
+        )
     if "error" in box:
         raise box["error"]
     return box.get("value")
@@ -215,17 +188,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--notebook", help="check this notebook instead of the solution")
     group.addoption("--notebook-dir", help="check the labNN_*.ipynb notebooks of this folder (default: solutions/)")
     group.addoption("--exercise", action="append", default=[], help="run only this exercise's checks (repeatable)")
-    group.addoption("--also-run", action="append", default=[], help="a Python file run after the notebook (e.g. a known wrong answer)")
+    group.addoption(
+        "--also-run",
+        action="append",
+        default=[],
+        help="a Python file run after the notebook (e.g. a known wrong answer)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "exercise(id): the exercise a check belongs to, e.g. 'lab01.batched'")
+    config.addinivalue_line(
+        "markers",
+        "behaviour(why): pins a plain behaviour every answer must have, so it need "
+        "not reject a known wrong answer (validate asks every other check to reject one)",
+    )
     config._streamcourse_cache = {}  # type: ignore[attr-defined]
-
-
-def exercise_of(item: pytest.Item) -> str | None:
-    marker = item.get_closest_marker("exercise")
-    return str(marker.args[0]) if marker and marker.args else None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -243,12 +221,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture
-def submission(request: pytest.FixtureRequest) -> Submission:
+def submission(request: pytest.FixtureRequest) -> Any:
     """The learner's definitions for the lab of the requesting check."""
     config = request.config
-    injected = config.stash.get(_NS_KEY, None)
-    if injected is not None:
-        return Submission(injected)
+    provide = config.stash.get(SUBMISSION_KEY, None)
+    if provide is not None:
+        return provide(request)
     exercise = exercise_of(request.node)
     if exercise is None:
         raise pytest.UsageError(f"{request.node.nodeid} uses `submission` without @pytest.mark.exercise(...)")
@@ -266,9 +244,9 @@ def submission(request: pytest.FixtureRequest) -> Submission:
 
 
 @pytest.fixture
-def servers() -> Iterator[list[Server]]:
+def servers() -> Iterator[list[Served]]:
     """Servers a check starts (append them); all stopped when it ends, even when it fails."""
-    started: list[Server] = []
+    started: list[Served] = []
     yield started
     stopping = [threading.Thread(target=server.stop) for server in started]  # each stop waits ~0.1 s: together
     for thread in stopping:
@@ -280,85 +258,6 @@ def servers() -> Iterator[list[Server]]:
 # --------------------------------------------------------------------------- running checks
 
 
-@dataclass
-class Result:
-    nodeid: str
-    name: str
-    exercise: str
-    outcome: str  # "passed", "failed", "error" (the check itself broke), "skipped"
-    message: str = ""
-    seconds: float = 0.0
-
-
-class _Collector:
-    """Plugin that injects a namespace and keeps each check's outcome."""
-
-    def __init__(self, namespace: Namespace | None) -> None:
-        self.namespace = namespace
-        self._by_node: dict[str, Result] = {}
-        self._exercises: dict[str, str] = {}
-        self._names: dict[str, str] = {}
-        self.collected: list[str] = []
-        self.collect_errors: list[str] = []
-        self.exercises: list[str] = []
-
-    def pytest_configure(self, config: pytest.Config) -> None:
-        if self.namespace is not None:
-            config.stash[_NS_KEY] = self.namespace
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        self.exercises = sorted({exercise_of(item) or "" for item in items} - {""})
-
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.collected = [item.nodeid for item in session.items]
-        self._exercises = {item.nodeid: exercise_of(item) or "" for item in session.items}
-        self._names = {item.nodeid: item.name for item in session.items}
-
-    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
-        if report.failed:
-            self.collect_errors.append(f"{report.nodeid}: {failure_message(report)}")
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        known = self._by_node.get(report.nodeid)
-        if report.when == "teardown" and not (report.failed and known and known.outcome == "passed"):
-            return
-        if report.when == "setup" and report.passed:
-            return
-        outcome = report.outcome if report.when == "call" else ("skipped" if report.skipped else "error")
-        self._by_node[report.nodeid] = Result(
-            report.nodeid,
-            self._names.get(report.nodeid, report.nodeid),
-            self._exercises.get(report.nodeid, ""),
-            outcome,
-            "" if report.passed else failure_message(report),
-            report.duration,
-        )
-
-    @property
-    def results(self) -> list[Result]:
-        return list(self._by_node.values())
-
-
-def failure_message(report: pytest.TestReport | pytest.CollectReport) -> str:
-    """The part of a failure a learner can act on: the check's own words, never its code."""
-    longrepr = report.longrepr
-    if longrepr is None:
-        return ""
-    crash = getattr(longrepr, "reprcrash", None)
-    text = crash.message if crash is not None else str(longrepr)
-    if isinstance(longrepr, tuple):  # skips: (path, line, reason)
-        text = str(longrepr[2])
-    text = re.sub(r"^(Failed|Skipped): ", "", text)
-    if text.startswith("AssertionError"):
-        text = text.removeprefix("AssertionError").lstrip(": ")
-        text = text.split("\nassert ", 1)[0].strip() or "a check failed"
-    if "NotImplementedError" in text.split(":", 1)[0]:
-        return _NOT_WRITTEN
-    where = f" (at line {crash.lineno} of {crash.path})" if crash is not None and str(crash.path).startswith("<cell") else ""
-    return text.strip() + where
-
-
 def _pytest_args(exercises: Iterable[str], check_dirs: Iterable[Path]) -> list[str]:
     args = [str(d) for d in check_dirs]
     for exercise in exercises:
@@ -366,14 +265,21 @@ def _pytest_args(exercises: Iterable[str], check_dirs: Iterable[Path]) -> list[s
     return args + [
         "-q",
         "--capture=no",
-        "-p", "no:cacheprovider",
-        "-p", "no:faulthandler",
-        "-p", "no:timeout",
-        "-p", "streamcourse.checking",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:faulthandler",
+        "-p",
+        "no:timeout",
+        "-p",
+        "streamcourse.checking",
         "--import-mode=importlib",
-        "--rootdir", str(CHECKS_DIR),
-        "-c", str(CHECKS_DIR / "checks.ini"),
-        "-W", "ignore::pytest.PytestUnraisableExceptionWarning",
+        "--rootdir",
+        str(CHECKS_DIR),
+        "-c",
+        str(CHECKS_DIR / "checks.ini"),
+        "-W",
+        "ignore::pytest.PytestUnraisableExceptionWarning",
     ]
 
 
@@ -387,12 +293,22 @@ class Run:
 
     @property
     def passed(self) -> bool:
-        return bool(self.results) and all(r.outcome == "passed" for r in self.results)
+        return bool(self.results) and all(r.passed for r in self.results)
 
     @property
     def ran_all(self) -> bool:
         """False when pytest broke off (an INTERNALERROR): the missing results would have said something."""
         return len(self.results) == len(self.collected)
+
+
+class _Provide:
+    """pytest plugin: hands the ``submission`` fixture its source of the learner's code."""
+
+    def __init__(self, provide: Callable[[pytest.FixtureRequest], Any]) -> None:
+        self.provide = provide
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        config.stash[SUBMISSION_KEY] = self.provide
 
 
 def run_checks(
@@ -402,20 +318,28 @@ def run_checks(
     extra_args: Iterable[str] = (),
     plugins: Iterable[object] = (),
     output: io.TextIOBase | None = None,
+    collector: Collector | None = None,
+    provide: Callable[[pytest.FixtureRequest], Any] | None = None,
 ) -> Run:
     """Run checks in this process (in the calling thread) and return each outcome.
 
-    ``plugins`` are extra pytest plugin objects (the grader streams each result
-    with one); ``output``, when given, receives what the run prints instead of
-    ``Run.output`` (the grader passes a capped writer, so a flood of prints
-    cannot eat the memory).
+    The learner's code comes from ``namespace`` (their definitions, here) or from
+    ``provide`` (the grader's checker hands out a handle on its sandbox); with
+    neither, checks run against the notebook pytest's options name. ``collector``
+    is the results plugin (the grader passes one that streams each result);
+    ``output``, when given, receives what the run prints (a capped writer, so a
+    flood of prints cannot eat the memory).
     """
-    collector = _Collector(namespace)
+    collector = collector or Collector()
+    if namespace is not None:
+        provide = lambda request, ns=namespace: Submission(ns)  # noqa: E731 - a one-line provider
+    injected = [_Provide(provide)] if provide is not None else []
     out = io.StringIO()
     sink = out if output is None else output
     with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-        pytest.main(_pytest_args(exercises, check_dirs) + list(extra_args), plugins=[collector, *plugins])
-    return Run(collector.collected, collector.results, collector.collect_errors, out.getvalue(), collector.exercises)
+        pytest.main(_pytest_args(exercises, check_dirs) + list(extra_args), plugins=[collector, *injected, *plugins])
+    nodeids = [item.nodeid for item in collector.collected]
+    return Run(nodeids, collector.results, collector.collect_errors, out.getvalue(), collector.exercises)
 
 
 # --------------------------------------------------------------------------- check() in a notebook
@@ -429,10 +353,10 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        return not self.problem and bool(self.results) and all(r.outcome == "passed" for r in self.results)
+        return not self.problem and bool(self.results) and all(r.passed for r in self.results)
 
     def lines(self) -> list[tuple[bool, str, str]]:
-        return [(r.outcome == "passed", r.name.removeprefix("test_").replace("_", " "), r.message) for r in self.results]
+        return [(r.passed, display_name(r.name), _said(r)) for r in self.results]
 
     def __str__(self) -> str:
         if self.problem:
@@ -461,19 +385,55 @@ class Report:
         )
 
 
+def _said(result: Result) -> str:
+    """A check's message, with its status where "failed" would not be the whole story."""
+    if result.status in (PASSED, FAILED):
+        return result.message
+    return f"{result.status}: {result.message}" if result.message else result.status
+
+
+class _Worker:
+    """The check run started last in this kernel: a thread cannot be stopped from outside, so one at a time."""
+
+    thread: threading.Thread | None = None
+    exercise = ""
+
+
+def _still_running(exercise: str) -> Report | None:
+    if _Worker.thread is None or not _Worker.thread.is_alive():
+        return None
+    return Report(
+        exercise,
+        [],
+        f"the checks of {_Worker.exercise} from an earlier check() are still running in this "
+        "kernel (your code there has not returned), and a second run beside them would mix up their "
+        "results. Restart the kernel (Kernel → Restart Kernel), run the lab's cells again, then check again.",
+    )
+
+
 def check_report(exercise: str, namespace: Namespace | None = None, timeout: float = CHECK_TIMEOUT) -> Report:
     """Run one exercise's checks against ``namespace`` (default: the caller's kernel) in a worker thread."""
+    refused = _still_running(exercise)
+    if refused is not None:
+        return refused
     namespace = namespace or kernel_namespace()
     # hypothesis keeps caches in ./.hypothesis: keep the learner's lab folder clean
-    os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "streamcourse-hypothesis"))
+    os.environ.setdefault(
+        "HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "streamcourse-hypothesis")
+    )
     box: dict[str, Run] = {}
     worker = threading.Thread(
         target=lambda: box.setdefault("run", run_checks(namespace, [exercise])), daemon=True, name="streamcourse-check"
     )
+    _Worker.thread, _Worker.exercise = worker, exercise
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
-        return Report(exercise, [], f"the checks did not finish within {timeout:g} s — does your code loop forever or wait for something that never comes? Interrupt the kernel, fix it, and check again.")
+        return Report(
+            exercise,
+            [],
+            f"the checks did not finish within {timeout:g} s — does your code loop forever or wait for something that never comes? Restart the kernel (interrupting it cannot stop a check run), fix your code, and check again.",
+        )
     run = box["run"]
     if run.collect_errors:
         return Report(exercise, [], "the checks could not be loaded: " + "; ".join(run.collect_errors))
@@ -481,7 +441,11 @@ def check_report(exercise: str, namespace: Namespace | None = None, timeout: flo
         return Report(exercise, [], f"no checks for {exercise!r}; known exercises: {', '.join(run.exercises)}")
     if not run.ran_all:  # never report a partial run as a pass
         last = run.output.strip().splitlines()[-1:] or ["no output"]
-        return Report(exercise, [], f"only {len(run.results)} of {len(run.collected)} checks ran before the check run stopped ({last[0]}). Run the check again; if it keeps happening, restart the kernel.")
+        return Report(
+            exercise,
+            [],
+            f"only {len(run.results)} of {len(run.collected)} checks ran before the check run stopped ({last[0]}). Run the check again; if it keeps happening, restart the kernel.",
+        )
     return Report(exercise, run.results)
 
 

@@ -11,12 +11,14 @@ take lives in ``streamcourse.checking``, beside ``submission``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import tempfile
 import time
 import tracemalloc
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,14 +29,15 @@ import psutil
 import pytest
 from httpx_sse import aconnect_sse
 
-from streamcourse import llm
-from streamcourse.server import Server, serve
+from streamcourse import browser, llm
+from streamcourse.server import Served, serve
 
 __all__ = [
     "Model",
     "Reply",
     "Stop",
     "after_events",
+    "chromium",
     "eventually",
     "peak_memory_growth",
     "wait_until",
@@ -102,6 +105,34 @@ def _status_kib(pid: int, field_name: str) -> int:
     raise LookupError(f"no {field_name} in /proc/{pid}/status")
 
 
+# --------------------------------------------------------------------------- a real browser
+
+
+@contextlib.contextmanager
+def chromium(*extra_args: str) -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright's sync API; skips the check, with the reason, where there is none.
+
+    It runs where the check runs (the trusted side) and reaches the learner's app
+    over its URL, like any other client of a check.
+    """
+    reason = browser.missing()
+    if reason:
+        pytest.skip(f"this check needs a real browser, and {reason}")
+    from playwright.sync_api import sync_playwright
+
+    # Chromium puts a Unix socket in $TMPDIR, and a socket's path must stay under 108 bytes:
+    # the grader's checkers work in deep folders, so the browser gets a short one of its own.
+    short_root = "/tmp" if os.path.isdir("/tmp") else None  # noqa: S108 - mkdtemp makes a private folder in it
+    with tempfile.TemporaryDirectory(prefix="chr-", dir=short_root) as short, sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            **browser.launch_options(*extra_args), env={**os.environ, "TMPDIR": short}
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
 # --------------------------------------------------------------------------- servers a check starts
 
 
@@ -109,7 +140,7 @@ def _status_kib(pid: int, field_name: str) -> int:
 class Model:
     """The embedded OpenAI-compatible model a check started, and its record of every generation."""
 
-    server: Server
+    server: Served
     app: Any
 
     @property
@@ -132,7 +163,7 @@ class Model:
         return found[0]
 
 
-def start_model(servers: list[Server], name: str = "check-llm", **pacing: Any) -> Model:
+def start_model(servers: list[Served], name: str = "check-llm", **pacing: Any) -> Model:
     """Serve a fresh embedded model (``llm.make_app(**pacing)``) for one check."""
     app = llm.make_app(**pacing)
     server = serve(app, name=f"{name}-{uuid.uuid4().hex[:8]}")
@@ -166,7 +197,7 @@ class Reply:
 
     @property
     def content_type(self) -> str:
-        return self.headers.get("content-type", "")
+        return str(self.headers.get("content-type", ""))
 
     def payload(self, index: int, *keys: str) -> dict[str, Any]:
         """The JSON object in event ``index``'s data, with ``keys``; a failure that shows the shape otherwise."""

@@ -1,416 +1,240 @@
 """The instructor's autograder: ``python -m streamcourse grade SUBMISSIONS...``.
 
-How a class is graded:
+How a class is graded, one module per step:
 
-* **Submissions.** Notebooks named on the command line or found in folders; a
-  learner is named by the folder that holds the notebook, a lab by the
-  notebook's metadata or, failing that, its file name.
-* **One engine for the class.** ``run_engine`` starts ``streamcourse.sandbox``
-  in a separate process with a scrubbed environment, sends it the submissions,
-  each lab's exercises and the ``Limits``, and reads back one record per
-  submission as it is done. How one submission is run safely (fork, limits,
-  audit hook, streamed results, retries after a hang or a crash) is explained
-  in ``streamcourse.sandbox``; nothing in this module runs learner code.
-* **Scores** use the points of the exercise cells in ``solutions/`` (learners
-  can edit their own metadata). An exercise earns the share of its checks that
-  passed, unless the solution says ``"partial_credit": false`` (in the
-  exercise cell's ``streamcourse`` metadata or the notebook's).
-* **Hidden checks** (``--checks DIR``) show only their own words: a hidden check
-  that fails without a message says "a hidden check failed", never its code or
-  where it lives.
+1. **In** (``intake``): notebooks, folders, plain zips and the Canvas, Moodle and
+   Gradescope download zips; learners named uniquely for the whole class.
+2. **Share** (``shards``): with ``--shard I/N``, only this machine's learners.
+3. **Run** (``launch.run_engine``, the one seam to the engine): one record per
+   submission, each notebook run in a bubblewrap sandbox and checked by a
+   trusted checker (``streamcourse.engine``, ``streamcourse.isolation``). If the
+   engine dies mid-class it is started once more for the submissions it had not
+   finished; any still missing get a "not graded: ..." result, so the class's
+   reports are always written.
+4. **Score** (``scoring``): points from ``solutions/``, hidden checks in words only.
+5. **Policy** (``policy``): the late penalty, from the time the input carries.
+6. **Out** (``reports``, ``gradebook``, ``outdir``): grades.csv, grades.json, Markdown and
+   HTML feedback, Canvas/Moodle gradebooks, written through no link.
 
-Reports: ``OUT/grades.csv``, ``OUT/grades.json`` (with every failure message and
-flag), ``OUT/feedback/<learner>/<lab>.md`` (for the learner, in the words
-``check()`` uses) and a summary table on the terminal.
+``grade`` raises ``GradingError`` only when grading itself cannot run (no
+submissions, unusable options, OUT unwritable, an engine that graded nothing);
+``main`` turns that into exit status 2 and everything else into 0.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
-import datetime as _dt
-import json
+import datetime as dt
+import hashlib
 import os
-import re
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
-from streamcourse import notebooks, pacing
-from streamcourse.checking import REPO, SOLUTIONS_DIR
-from streamcourse.sandbox import (  # noqa: F401 - the statuses are re-exported: they are what grades.json reports
+from streamcourse import gradebook, intake, isolation, policy, shards, untrusted
+from streamcourse.feedback import feedback_text
+from streamcourse.intake import SubmissionFile, find_submissions
+from streamcourse.launch import run_engine
+from streamcourse.outdir import OutDirError, ReportDir
+from streamcourse.records import Limits, SubmissionRecord, submission_record
+from streamcourse.reports import summary_table, write_reports
+from streamcourse.results import (  # noqa: F401 - re-exported: the statuses are what grades.json reports
     CHECK_BROKE,
     CRASHED,
-    ENV_KEEP,
     ERROR,
     FAILED,
     HIDDEN_GENERIC,
+    NOT_GRADED,
     NOT_RUN,
     PASSED,
     TIMED_OUT,
-    Limits,
-    _hide,
-    scan_code,
 )
+from streamcourse.scoring import ExerciseSpec, Grade, Identity, best_per_lab, grade_records, lab_specs, score
 
 __all__ = [
     "GradingError",
     "Limits",
     "SubmissionFile",
     "ExerciseSpec",
+    "Grade",
+    "GradeOptions",
     "find_submissions",
     "lab_specs",
-    "scan_code",
     "run_engine",
     "score",
     "write_reports",
+    "feedback_text",
+    "summary_table",
     "grade",
     "main",
+    "NOT_ISOLATED",
 ]
+
+NOT_ISOLATED = "graded WITHOUT isolation (--no-isolation): learner code ran outside the sandbox, as the instructor"
+
+Engine = Callable[..., tuple[list[Any], dict[str, Any]]]
+ENGINE_RUNS = 2  # the first run, and one restart for what a dying engine left
 
 
 class GradingError(RuntimeError):
     """Grading itself cannot run (no submissions, unwritable output, engine failure)."""
 
 
-# --------------------------------------------------------------------------- submissions and labs
+@dataclass
+class GradeOptions:
+    """Everything ``grade`` can do beyond folders in, reports out (the command line's extra options)."""
+
+    late: policy.LatePolicy | None = None
+    roster: gradebook.Roster | None = None
+    gradebooks: tuple[str, ...] = ()  # "canvas", "moodle"
+    assignments: dict[str, str] = field(default_factory=dict)  # lab -> the LMS's assignment column title
+    shard: shards.Shard | None = None
+    specs: dict[str, list[ExerciseSpec]] | None = None  # default: from solutions/
+
+    def config(self, check_dirs: list[Path]) -> dict[str, Any]:
+        """What shards must share to be merged (kept in grades.json)."""
+        late = self.late and {
+            "due": self.late.due.isoformat(),
+            "rate": self.late.rate,
+            "period": self.late.period.total_seconds(),
+            "cap": self.late.cap,
+            "extensions": {k: v.isoformat() for k, v in sorted(self.late.extensions.items())},
+        }
+        return {
+            "checks": [_digest(d) for d in check_dirs],
+            "late_policy": late or None,
+            "gradebooks": sorted(self.gradebooks),
+            "assignments": dict(sorted(self.assignments.items())),
+        }
 
 
-@dataclass(frozen=True)
-class SubmissionFile:
-    path: Path
-    learner: str
+def _digest(folder: Path) -> str:
+    """The hidden checks' content (not their path, which differs between machines)."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in folder.rglob("*.py") if "__pycache__" not in p.parts):
+        digest.update(file.relative_to(folder).as_posix().encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()
 
 
-def _safe_name(name: str) -> str:
-    cleaned = re.sub(r"[^\w.@+-]+", "_", name).strip("._")
-    return cleaned or "unknown"
+# --------------------------------------------------------------------------- running the engine, surviving its death
 
 
-def find_submissions(paths: Iterable[str | Path]) -> list[SubmissionFile]:
-    """Notebooks named on the command line, or found in folders; the learner is the holding folder."""
-    found: dict[Path, SubmissionFile] = {}
-    for raw in paths:
-        path = Path(raw)
-        if path.is_file():
-            files = [path]
-        elif path.is_dir():
-            files = sorted(
-                f for f in path.rglob("*.ipynb")
-                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(path).parts)
-            )
-        else:
-            raise GradingError(f"{raw}: no such file or folder")
-        for file in files:
-            resolved = file.resolve()
-            found.setdefault(resolved, SubmissionFile(resolved, _safe_name(resolved.parent.name)))
-    if not found:
-        raise GradingError("no notebooks (*.ipynb) found in " + ", ".join(map(str, paths)))
-    return sorted(found.values(), key=lambda s: (s.learner, s.path.name))
+class _Progress:
+    def __init__(self, total: int, show: bool) -> None:
+        self.total, self.done, self.show = total, 0, show
+        self.started = time.monotonic()
+        self.tty = show and sys.stderr.isatty()
+
+    def step(self) -> None:
+        self.done += 1
+        if not self.show:
+            return
+        line = f"grading: {self.done}/{self.total} submissions, {time.monotonic() - self.started:.1f} s"
+        if self.tty:
+            print("\r" + line, end="" if self.done < self.total else "\n", file=sys.stderr, flush=True)
+        elif self.done == self.total or self.done % max(1, self.total // 10) == 0:
+            print(line, file=sys.stderr, flush=True)
 
 
-@dataclass(frozen=True)
-class ExerciseSpec:
-    id: str
-    points: float
-    partial: bool = True
+def not_graded(path: str, learner: str, lab: str | None, why: str) -> SubmissionRecord:
+    """The record of a submission the engine never finished: it says so, and what to do."""
+    text = f"not graded: {why}. Nothing was lost: grade this notebook again."
+    return SubmissionRecord(-1, path, learner, lab, unreadable=text, flags=[text], attempts=0, ended=NOT_GRADED)
 
 
-def lab_specs(solutions_dir: Path = SOLUTIONS_DIR) -> tuple[dict[str, list[ExerciseSpec]], list[str]]:
-    """Each lab's exercises and points, from the SOLUTION notebooks; plus warnings."""
-    specs: dict[str, list[ExerciseSpec]] = {}
-    warnings: list[str] = []
-    for solution in sorted(solutions_dir.glob("lab[0-9][0-9]_*.ipynb")):
-        try:
-            nb = notebooks.read(solution)
-        except notebooks.NotebookError as exc:
-            warnings.append(f"solution {solution.name} cannot be read, its lab is not graded: {exc}")
-            continue
-        lab = notebooks.lab_of(nb, solution)
-        if lab is None:
-            continue
-        lab_partial = nb.metadata.get("streamcourse", {}).get("partial_credit", True) is not False
-        exercises = []
-        for ex in notebooks.exercises(nb):
-            info = notebooks.cell_info(nb.cells[ex.cell_index])
-            exercises.append(ExerciseSpec(ex.id, ex.points, lab_partial and info.get("partial_credit", True) is not False))
-        specs[lab] = exercises
-    return specs, warnings
+def _key(record: SubmissionRecord, todo: list[SubmissionFile]) -> str:
+    """Which submission a record is for: by path, else by its index in what was sent ('' if neither)."""
+    paths = [str(s.path) for s in todo]
+    if record.path in paths:
+        return record.path
+    return paths[record.id] if 0 <= record.id < len(paths) else ""
 
 
-_LAB_IN_TEXT = re.compile(rb'"lab"\s*:\s*"(lab\d\d)"')
-
-
-def _lab_hints(path: Path) -> set[str]:
-    """Labs a notebook probably belongs to, from its name and its first 64 KiB (never parsed here)."""
-    hints = set(re.findall(r"lab\d\d", path.name))
-    try:
-        with open(path, "rb") as file:
-            hints.update(m.decode() for m in _LAB_IN_TEXT.findall(file.read(1 << 16)))
-    except OSError:
-        pass
-    return hints
-
-
-# --------------------------------------------------------------------------- the grader's side of the engine
-
-
-def _engine_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k in ENV_KEEP or k.startswith("LC_")}
-    env.setdefault("PATH", "/usr/bin:/bin")
-    env.setdefault(pacing.ENV, pacing.CHECKING_SPEED)
-    env.update(
-        PYTHONPATH=str(REPO),
-        PYTHONDONTWRITEBYTECODE="1",
-        PYTHONUNBUFFERED="1",
-        MALLOC_ARENA_MAX="2",  # threads would each reserve 64 MiB of address space otherwise
-        MPLBACKEND="Agg",
-    )
-    return env
-
-
-def run_engine(
-    submissions: list[SubmissionFile],
+def _run_class(
+    engine: Engine,
+    subs: list[SubmissionFile],
     labs: dict[str, list[str]],
-    check_dirs: Iterable[str | Path] = (),
-    jobs: int | None = None,
-    limits: Limits | None = None,
-    protected: Iterable[str | Path] = (),
-    on_done: Callable[[dict[str, Any]], None] | None = None,
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Grade submissions in the engine; returns one raw record per submission and the engine's ready info."""
-    limits = limits or Limits()
-    spec = {
-        "subs": [{"id": i, "path": str(s.path), "learner": s.learner} for i, s in enumerate(submissions)],
-        "labs": labs,
-        "hint": sorted({lab for s in submissions for lab in _lab_hints(s.path)}),
-        "hidden": [str(Path(d).resolve()) for d in check_dirs],
-        "jobs": max(1, jobs or os.cpu_count() or 1),
-        "limits": dataclasses.asdict(limits),
-        "protected": sorted({str(Path(p).resolve()) for p in (*protected, REPO, *check_dirs)}),
-    }
-    root = tempfile.mkdtemp(prefix="streamcourse-grade-")
-    env = _engine_env()
-    env.update(HOME=root, TMPDIR=root)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamcourse.sandbox"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env=env,
-        cwd=root,
-        start_new_session=True,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    records: dict[int, dict[str, Any]] = {}
-    ready: dict[str, Any] = {}
-    try:
-        proc.stdin.write((json.dumps(spec) + "\n").encode())
-        proc.stdin.flush()  # stdin stays open: the engine stops when the grader goes away
-        for raw in proc.stdout:
-            try:
-                event = json.loads(raw)
-            except json.JSONDecodeError:
-                continue
-            if event.get("event") == "ready":
-                ready = event
-            elif event.get("event") == "done":
-                record = event["record"]
-                records[record["id"]] = record
-                if on_done:
-                    on_done(record)
-            elif event.get("event") == "warning":
-                ready.setdefault("collect_errors", []).append(event.get("text", ""))
-            elif event.get("event") == "fatal":
-                raise GradingError("the grading engine failed: " + event.get("error", "?"))
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            try:
-                proc.stdin.close()  # the engine stops its children and exits when its input closes
-                proc.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(root, ignore_errors=True)
-    missing = [s for i, s in enumerate(submissions) if i not in records]
-    if missing:
-        raise GradingError(f"the grading engine stopped (status {proc.returncode}) before grading {len(missing)} submission(s)")
-    return [records[i] for i in range(len(submissions))], ready
+    check_dirs: list[Path],
+    jobs: int | None,
+    limits: Limits | None,
+    isolated: bool,
+    progress: _Progress,
+    warnings: list[str],
+) -> tuple[list[SubmissionRecord], bool]:
+    """A record for every submission; True when the engine graded at least one itself."""
+    done: dict[str, SubmissionRecord] = {}
+    failure = ""
+    for run in range(ENGINE_RUNS):
+        todo = [s for s in subs if str(s.path) not in done]
+        if not todo:
+            break
+
+        def on_done(raw: Any, todo: list[SubmissionFile] = todo) -> None:
+            record = submission_record(raw)
+            key = _key(record, todo)
+            if key and key not in done:
+                done[key] = record
+                progress.step()
+
+        try:
+            records, ready = engine(todo, labs, check_dirs, jobs, limits, isolated, on_done)
+            for raw in records:
+                on_done(raw)
+            warnings += [f"checks could not be loaded: {e}" for e in ready.get("collect_errors", [])]
+        except Exception as exc:  # noqa: BLE001 - whatever killed the engine, the class still gets its reports
+            failure = untrusted.terminal(exc) or type(exc).__name__
+            left = len([s for s in todo if str(s.path) not in done])
+            again = "; it was started again for them" if run + 1 < ENGINE_RUNS else ""
+            warnings.append(f"the grading engine stopped ({failure}) with {left} submission(s) not finished{again}")
+    for sub in subs:
+        if str(sub.path) not in done:
+            hints = intake.lab_hints(sub.path)
+            done[str(sub.path)] = not_graded(
+                str(sub.path),
+                sub.learner,
+                min(hints) if len(hints) == 1 else None,
+                f"the grading engine stopped ({failure})",
+            )
+            progress.step()
+    engine_graded = any(r.ended != NOT_GRADED for r in done.values())
+    return [done[str(s.path)] for s in subs], engine_graded
 
 
-# --------------------------------------------------------------------------- scoring and reports (the grader's process)
+# --------------------------------------------------------------------------- one class
 
 
-@dataclass
-class ExerciseGrade:
-    exercise: str
-    points: float
-    max_points: float
-    checks: list[dict[str, Any]]
-
-
-@dataclass
-class Grade:
-    learner: str
-    lab: str
-    path: str
-    exercises: list[ExerciseGrade]
-    cells: list[dict[str, Any]]
-    flags: list[str]
-    notes: list[str]
-    problem: str = ""
-    seconds: float = 0.0
-    attempts: int = 1
-
-    @property
-    def points(self) -> float:
-        return round(sum(e.points for e in self.exercises), 2)
-
-    @property
-    def max_points(self) -> float:
-        return round(sum(e.max_points for e in self.exercises), 2)
-
-
-def _display_name(check: dict[str, Any]) -> str:
-    name = str(check.get("name", "")).split("[")[0].removeprefix("test_").replace("_", " ")
-    return f"(hidden) {name}" if check.get("hidden") else name
-
-
-def score(records: list[dict[str, Any]], specs: dict[str, list[ExerciseSpec]], hidden: Iterable[str | Path] = ()) -> list[Grade]:
-    """Points per exercise from the solution's metadata and the share of checks passed."""
-    hidden_dirs = [str(Path(h).resolve()) for h in hidden]
-    grades: list[Grade] = []
-    for record in records:
-        lab = record.get("lab") or ""
-        stem = Path(record["path"]).stem
-        problem = str(record.get("unreadable") or "")
-        flags = list(record.get("flags", []))
-        if lab not in specs:
-            problem = " ".join(filter(None, [(
-                f"cannot tell which lab {Path(record['path']).name} is: its metadata names no lab and its file name has no labNN."
-                if not lab else f"{lab} is not a lab of this course (no solutions/{lab}_*.ipynb)."
-            ), problem]))
-        exercises = []
-        for spec in specs.get(lab, []):
-            checks = [dict(c) for c in record.get("checks", []) if c.get("exercise") == spec.id]
-            for check in checks:
-                if check.get("hidden") and check.get("status") != PASSED:
-                    check["message"] = _hide(str(check.get("message", "")), hidden_dirs)
-                if check.get("status") == CHECK_BROKE:
-                    flags.append(f"check {check['nodeid']} could not run: {check.get('message', '')[:200]}")
-            passed = sum(c.get("status") == PASSED for c in checks)
-            if not checks:
-                points = 0.0
-                if not problem:
-                    flags.append(f"no checks ran for {spec.id}: is its check file missing?")
-            elif spec.partial:
-                points = round(spec.points * passed / len(checks), 2)
-            else:
-                points = spec.points if passed == len(checks) else 0.0
-            exercises.append(ExerciseGrade(spec.id, points, spec.points, checks))
-        grades.append(Grade(
-            record["learner"], lab or stem, record["path"], exercises, list(record.get("cells", [])), flags,
-            list(record.get("notes", [])), problem, float(record.get("seconds", 0.0)), int(record.get("attempts", 1)),
-        ))
-    # One grade per learner and lab: the best of several notebooks, flagged.
-    best: dict[tuple[str, str], Grade] = {}
+def _grades(
+    records: list[SubmissionRecord],
+    subs: list[SubmissionFile],
+    specs: dict[str, list[ExerciseSpec]],
+    check_dirs: list[Path],
+    options: GradeOptions,
+) -> list[Grade]:
+    by_path = {str(s.path): s for s in subs}
+    grades = grade_records(records, specs, check_dirs)
     for grade in grades:
-        key = (grade.learner, grade.lab)
-        other = best.get(key)
-        if other is None:
-            best[key] = grade
-            continue
-        keep, drop = (grade, other) if grade.points > other.points else (other, grade)
-        keep.flags.append(f"several notebooks for {grade.lab}: graded {Path(keep.path).name}, not {Path(drop.path).name}")
-        best[key] = keep
-    return sorted(best.values(), key=lambda g: (g.learner, g.lab))
+        sub = by_path[grade.path]
+        grade.learner, grade.path = sub.learner, sub.origin
+        grade.identity = Identity(sub.lms, sub.display, sub.lms_id, sub.email)
+        if options.late and grade.exercises:
+            grade.late = policy.assess(options.late, sub, grade.max_points)
+    grades = best_per_lab(grades)
+    if options.roster:
+        gradebook.apply_roster(grades, options.roster)
+    return grades
 
 
-def _mark(status: str) -> str:
-    return "✔" if status == PASSED else "✘"
-
-
-def feedback_text(grade: Grade) -> str:
-    """The learner's feedback for one lab, in the words check() uses."""
-    lines = [f"# {grade.lab} — {grade.points:g} / {grade.max_points:g} points", ""]
-    lines.append(f"Graded: `{Path(grade.path).name}`")
-    lines.append("")
-    if grade.problem:
-        lines += [f"**Your notebook could not be graded:** {grade.problem}", ""]
-    problems = [c for c in grade.cells if c.get("status") != PASSED]
-    if problems:
-        lines += ["## While your notebook ran", "",
-                  "Your notebook runs top to bottom before the checks; a cell that fails or hangs is skipped and the rest still counts.", ""]
-        lines += [f"- {c.get('error') or ('cell ' + str(c.get('index')) + ': ' + str(c.get('status')))}" for c in problems]
-        lines.append("")
-    for exercise in grade.exercises:
-        passed = sum(c.get("status") == PASSED for c in exercise.checks)
-        lines.append(f"## {exercise.exercise} — {exercise.points:g} / {exercise.max_points:g} points")
-        lines.append("")
-        head = f"{passed}/{len(exercise.checks)} checks passed" + (" — well done!" if exercise.checks and passed == len(exercise.checks) else "")
-        lines += [head, ""]
-        for check in exercise.checks:
-            status = str(check.get("status"))
-            line = f"- {_mark(status)} {_display_name(check)}"
-            if status != PASSED:
-                message = str(check.get("message") or "").replace("\n", " ")
-                line += f" — *{status}*" + (f": {message}" if message else "")
-            lines.append(line)
-        lines.append("")
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def write_reports(grades: list[Grade], out: Path, meta: dict[str, Any] | None = None) -> None:
-    """grades.csv, grades.json and feedback/<learner>/<lab>.md under ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "grades.csv", "w", newline="", encoding="utf-8") as file:
-        writer = csv.writer(file)
-        writer.writerow(["learner", "lab", "exercise", "points", "max_points"])
-        for grade in grades:
-            for ex in grade.exercises:
-                writer.writerow([grade.learner, grade.lab, ex.exercise, f"{ex.points:g}", f"{ex.max_points:g}"])
-    data = {
-        **(meta or {}),
-        "submissions": [
-            {
-                "learner": g.learner, "lab": g.lab, "path": g.path, "points": g.points, "max_points": g.max_points,
-                "problem": g.problem, "flags": g.flags, "notes": g.notes, "seconds": g.seconds, "attempts": g.attempts,
-                "cells": g.cells,
-                "exercises": [
-                    {"exercise": e.exercise, "points": e.points, "max_points": e.max_points, "checks": [
-                        {"name": c.get("name"), "nodeid": c.get("nodeid"), "hidden": bool(c.get("hidden")),
-                         "status": c.get("status"), "message": c.get("message", ""), "seconds": c.get("seconds", 0.0)}
-                        for c in e.checks
-                    ]}
-                    for e in g.exercises
-                ],
-            }
-            for g in grades
-        ],
-    }
-    (out / "grades.json").write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    for grade in grades:
-        folder = out / "feedback" / _safe_name(grade.learner)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{_safe_name(grade.lab)}.md").write_text(feedback_text(grade), encoding="utf-8")
-
-
-def summary_table(grades: list[Grade]) -> str:
-    rows = [("learner", "lab", "points", "of", "not passed", "flags", "note")]
-    for g in grades:
-        failing = sum(c.get("status") != PASSED for e in g.exercises for c in e.checks)
-        note = g.problem or next((c.get("error", "") for c in g.cells if c.get("status") in (TIMED_OUT, CRASHED)), "")
-        rows.append((g.learner, g.lab, f"{g.points:g}", f"{g.max_points:g}", str(failing), str(len(g.flags)), note[:60]))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+def _check_dirs(check_dirs: Iterable[str | Path]) -> list[Path]:
+    dirs = [Path(d).resolve() for d in check_dirs]
+    for directory in dirs:
+        if not directory.is_dir():
+            raise GradingError(f"--checks {directory}: no such folder")
+    return dirs
 
 
 def grade(
@@ -420,53 +244,117 @@ def grade(
     jobs: int | None = None,
     limits: Limits | None = None,
     progress: bool = True,
+    options: GradeOptions | None = None,
+    engine: Engine | None = None,
+    isolated: bool = True,
 ) -> list[Grade]:
-    """Grade every notebook under ``paths`` and write the reports; raises GradingError when it cannot run."""
+    """Grade every notebook under ``paths`` and write the reports; raises GradingError when it cannot run.
+
+    ``isolated=False`` grades without the sandbox (``--no-isolation``): only for
+    submissions the instructor trusts; the reports say so.
+    """
     started = time.monotonic()
-    check_dirs = [Path(d).resolve() for d in check_dirs]
-    for directory in check_dirs:
-        if not directory.is_dir():
-            raise GradingError(f"--checks {directory}: no such folder")
-    out = Path(out).resolve()
+    options = options or GradeOptions()
+    if isolated and engine is None and (why := isolation.problem()):
+        raise GradingError(why)
+    dirs = _check_dirs(check_dirs)
+    paths = list(paths)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".streamcourse-write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise GradingError(f"cannot write the reports to {out}: {exc.strerror or exc}") from None
-    submissions = find_submissions(paths)
-    specs, warnings = lab_specs()
-    labs = {lab: [e.id for e in exercises] for lab, exercises in specs.items()}
-    protected = {out, *(Path(p).resolve() if Path(p).is_dir() else Path(p).resolve().parent for p in paths)}
-    total = len(submissions)
-    done = 0
-    tty = progress and sys.stderr.isatty()
-
-    def on_done(record: dict[str, Any]) -> None:
-        nonlocal done
-        done += 1
-        if progress:
-            line = f"grading: {done}/{total} submissions, {time.monotonic() - started:.1f} s"
-            if tty:
-                print("\r" + line, end="" if done < total else "\n", file=sys.stderr, flush=True)
-            elif done == total or done % max(1, total // 10) == 0:
-                print(line, file=sys.stderr, flush=True)
-
-    records, ready = run_engine(submissions, labs, check_dirs, jobs, limits, protected, on_done)
-    for error in ready.get("collect_errors", []):
-        warnings.append(f"checks could not be loaded: {error}")
-    if ready.get("threads", 1) != 1:
-        warnings.append(f"the engine had {ready.get('threads')} threads when forking (a check file starts one at import?)")
-    grades = score(records, specs, check_dirs)
-    meta = {
-        "graded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "seconds": round(time.monotonic() - started, 2),
-        "warnings": warnings,
-        "limits": dataclasses.asdict(limits or Limits()),
-    }
-    write_reports(grades, out, meta)
+        target = ReportDir(Path(os.path.abspath(out)))  # not resolve(): a link as OUT must be seen, and refused
+    except OutDirError as exc:
+        raise GradingError(str(exc)) from None
+    with target, tempfile.TemporaryDirectory(prefix="streamcourse-intake-") as work:
+        try:
+            found = intake.collect(paths, Path(work))
+        except intake.IntakeError as exc:
+            raise GradingError(str(exc)) from None
+        specs, warnings = (options.specs, []) if options.specs is not None else lab_specs()
+        subs = options.shard.select(found.submissions) if options.shard else found.submissions
+        if not isolated:
+            warnings.append(NOT_ISOLATED)
+        records, engine_graded = _run_class(
+            engine or run_engine,
+            subs,
+            {lab: [e.id for e in ex] for lab, ex in specs.items()},
+            dirs,
+            jobs,
+            limits,
+            isolated,
+            _Progress(len(subs), progress),
+            warnings,
+        )
+        grades = _grades(records, subs, specs, dirs, options)
+        meta = {
+            "graded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "seconds": round(time.monotonic() - started, 2),
+            "isolated": isolated,
+            "warnings": warnings,
+            "limits": dataclasses.asdict(limits or Limits()),
+            "intake": found.notes,
+            "config": options.config(dirs),
+        }
+        if options.shard:
+            meta["shard"] = {"index": options.shard.index, "of": options.shard.of}
+        write_reports(grades, target, meta)
+    if subs and not engine_graded:
+        raise GradingError(
+            f"the grading engine graded nothing ({warnings[-1]}); the reports in {target.out} "
+            "list every submission as not graded"
+        )
     return grades
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def options_from_args(args: argparse.Namespace) -> GradeOptions:
+    """``GradeOptions`` from ``grade``'s command line (options missing from ``args`` keep their defaults)."""
+    options = GradeOptions(gradebooks=tuple(getattr(args, "gradebook", None) or ()))
+    for pair in getattr(args, "assignment", None) or []:
+        lab, sep, title = pair.partition("=")
+        if not sep or not lab.strip() or not title.strip():
+            raise GradingError(f"--assignment {pair!r}: give LAB=TITLE, e.g. --assignment lab01='Lab 1 (4242)'")
+        options.assignments[lab.strip()] = title.strip()
+    if getattr(args, "shard", None):
+        options.shard = shards.Shard.parse(args.shard)
+    if getattr(args, "roster", None):
+        options.roster = gradebook.load_roster(Path(args.roster))
+    due, penalty = getattr(args, "due", None), getattr(args, "late_penalty", None)
+    if bool(due) != bool(penalty):
+        raise GradingError(
+            "--due and --late-penalty go together: give both (e.g. --due 2025-03-01T23:59 --late-penalty 10%/day)"
+        )
+    if due and penalty:
+        when = policy.parse_due(due)
+        rate, period = policy.parse_penalty(penalty)
+        cap = policy.parse_share(args.late_max, "--late-max") if getattr(args, "late_max", None) else 1.0
+        extensions = policy.load_extensions(Path(args.extensions), when) if getattr(args, "extensions", None) else {}
+        options.late = policy.LatePolicy(when, rate, period, cap, extensions)
+    return options
+
+
+def _print_outcome(grades: list[Grade], out: Path, seconds: float) -> None:
+    print(summary_table(grades))
+    print(f"\n{len(grades)} submission(s) graded in {seconds:.1f} s; reports in {out}")
+    missing = [g for g in grades if g.problem.startswith("not graded")]
+    if missing:
+        print(
+            f"{len(missing)} NOT graded (the engine stopped): "
+            + ", ".join(untrusted.terminal(g.learner) for g in missing[:10])
+        )
+    flagged = [g for g in grades if g.flags]
+    if flagged:
+        print(f"{len(flagged)} flagged for the instructor (see 'flags' in grades.json):")
+        for g in flagged:
+            more = f" (+{len(g.flags) - 1} more)" if len(g.flags) > 1 else ""
+            print(
+                f"  {untrusted.terminal(g.learner)}/{untrusted.terminal(g.lab)}: {untrusted.terminal(g.flags[0])[:160]}{more}"
+            )
+    data = shards.read_run(out)
+    if data.get("isolated") is False:
+        print(f"WARNING: {NOT_ISOLATED}")
+    for line in data.get("intake", []) + [w for w in data.get("warnings", []) if w != NOT_ISOLATED]:
+        print("note: " + untrusted.terminal(line)[:200])
 
 
 def main(args: argparse.Namespace) -> int:
@@ -474,17 +362,18 @@ def main(args: argparse.Namespace) -> int:
     started = time.monotonic()
     limits = Limits(timeout=float(args.timeout))
     try:
-        grades = grade(args.submissions, args.out, args.checks, args.jobs, limits)
-    except GradingError as exc:
-        print(f"streamcourse grade: {exc}", file=sys.stderr)
+        options = options_from_args(args)
+        grades = grade(
+            args.submissions,
+            args.out,
+            args.checks,
+            args.jobs,
+            limits,
+            options=options,
+            isolated=not getattr(args, "no_isolation", False),
+        )
+    except (GradingError, policy.PolicyError, gradebook.RosterError, shards.ShardError) as exc:
+        print(f"streamcourse grade: {untrusted.terminal(exc)}", file=sys.stderr)
         return 2
-    print(summary_table(grades))
-    flagged = [g for g in grades if g.flags]
-    seconds = time.monotonic() - started
-    print(f"\n{len(grades)} submission(s) graded in {seconds:.1f} s; reports in {Path(args.out).resolve()}")
-    if flagged:
-        print(f"{len(flagged)} flagged for the instructor (see 'flags' in grades.json):")
-        for g in flagged:
-            print(f"  {g.learner}/{g.lab}: {g.flags[0]}" + (f" (+{len(g.flags) - 1} more)" if len(g.flags) > 1 else ""))
+    _print_outcome(grades, Path(args.out).resolve(), time.monotonic() - started)
     return 0
-

@@ -10,17 +10,26 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-import nbformat
+if TYPE_CHECKING:
+    import nbformat
+
+# nbformat's schema checker imports rfc3987_syntax, which builds a grammar when imported
+# (over a second of CPU) for a URI format no notebook field uses; every process that reads
+# a notebook would pay it. Refusing the import skips only that one format check.
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 __all__ = [
     "NotebookError",
     "Exercise",
     "read",
+    "read_code",
     "lab_of",
+    "lab_in_name",
     "exercises",
     "code_cells",
     "is_check_cell",
@@ -42,9 +51,8 @@ class Exercise:
     source: str
 
 
-def read(path: str | Path) -> nbformat.NotebookNode:
-    """Read a notebook of any nbformat 4.x version, with a message a person can act on."""
-    path = Path(path)
+def _json(path: Path) -> tuple[str, dict[str, Any]]:
+    """The notebook's text and JSON, or a NotebookError that says what to do."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -58,11 +66,56 @@ def read(path: str | Path) -> nbformat.NotebookNode:
         ) from None
     if not isinstance(raw, dict) or "cells" not in raw and "worksheets" not in raw:
         raise NotebookError(f"{path} is JSON but not a notebook (no cells).")
+    return text, raw
+
+
+def read(path: str | Path) -> nbformat.NotebookNode:
+    """Read a notebook of any nbformat version (converted to 4), with a message a person can act on."""
+    import nbformat  # its schema validator takes a while to import: only readers that need it pay
+
+    path = Path(path)
+    text, _ = _json(path)
     try:
         nb = nbformat.reads(text, as_version=4)
-    except Exception as exc:  # nbformat raises several kinds for old or odd files
+    except Exception as exc:  # noqa: BLE001 - nbformat raises several kinds for old or odd files; re-raised
         raise NotebookError(f"{path} could not be read as a notebook: {exc}") from None
-    return nb
+    for index, cell in enumerate(nb.cells):
+        if not isinstance(cell.get("source"), str):
+            raise NotebookError(
+                f"{path}: cell {index}'s source is not text ({type(cell.get('source')).__name__}); save it again from Jupyter."
+            )
+    return cast("nbformat.NotebookNode", nb)
+
+
+def read_code(path: str | Path) -> tuple[str | None, list[tuple[int, str]]]:
+    """The lab and the ``(index, source)`` of every code cell: what a grader's runner needs, read fast.
+
+    Plain nbformat 4 JSON is read as JSON; anything else goes through :func:`read`
+    (older versions are converted, odd files get its messages).
+    """
+    path = Path(path)
+    _, raw = _json(path)
+    cells = raw.get("cells")
+    if raw.get("nbformat") == 4 and isinstance(cells, list) and all(map(_plain_cell, cells)):
+        meta = raw.get("metadata")
+        info = meta.get("streamcourse") if isinstance(meta, dict) else None
+        lab = info.get("lab") if isinstance(info, dict) else None
+        code = [(i, _text(c["source"])) for i, c in enumerate(cells) if c.get("cell_type") == "code"]
+        return (lab if isinstance(lab, str) and lab else lab_in_name(path)), code
+    nb = read(path)
+    return lab_of(nb, path), code_cells(nb)
+
+
+def _plain_cell(cell: Any) -> bool:
+    """A cell as nbformat 4 writes it: a dict whose source is text or lines of text."""
+    if not isinstance(cell, dict):
+        return False
+    source = cell.get("source")
+    return isinstance(source, str) or isinstance(source, list) and all(isinstance(line, str) for line in source)
+
+
+def _text(source: str | list[str]) -> str:
+    return source if isinstance(source, str) else "".join(source)
 
 
 def lab_of(nb: nbformat.NotebookNode, path: str | Path | None = None) -> str | None:
@@ -70,11 +123,13 @@ def lab_of(nb: nbformat.NotebookNode, path: str | Path | None = None) -> str | N
     lab = nb.metadata.get("streamcourse", {}).get("lab")
     if isinstance(lab, str) and lab:
         return lab
-    if path is not None:
-        match = _LAB_IN_NAME.search(Path(path).name)
-        if match:
-            return match.group(1)
-    return None
+    return lab_in_name(path) if path is not None else None
+
+
+def lab_in_name(path: str | Path) -> str | None:
+    """The lab id in a file name (``lab03_sse.ipynb`` → ``lab03``), if it has one."""
+    match = _LAB_IN_NAME.search(Path(path).name)
+    return match.group(1) if match else None
 
 
 def cell_info(cell: Any) -> dict[str, Any]:

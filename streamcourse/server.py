@@ -17,12 +17,13 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import uvicorn
 
-__all__ = ["Server", "serve", "running", "stop_all", "register", "unregister"]
+__all__ = ["Server", "ElsewhereServer", "Served", "serve", "running", "stop_all", "register", "unregister"]
 
 #: Seconds a stopping server waits for open responses before cancelling them.
 #: Without a bound, one endless stream keeps uvicorn from ever stopping.
@@ -93,7 +94,7 @@ class Server:
         self._socket.close()
         unregister(self)
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -115,6 +116,52 @@ class Server:
     __repr__ = __str__
 
 
+@dataclass(repr=False)
+class ElsewhereServer:
+    """A server another process runs for us on the same loopback (the learner's app, in the grader's sandbox)."""
+
+    name: str
+    port: int
+    _stop: Callable[[], Any] = field(repr=False)
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def link(self) -> str:
+        return browser_url(self.port)
+
+    @property
+    def running(self) -> bool:
+        return not self._stopped
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if not self._stopped:
+            self._stopped = True
+            try:
+                self._stop()
+            except (ConnectionError, TimeoutError):
+                pass  # the process that served it is gone: so is the server
+        unregister(self)
+
+    def __enter__(self) -> ElsewhereServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __str__(self) -> str:
+        return f"{self.name} {'serving' if self.running else 'stopped, was'} on {self.url}"
+
+    __repr__ = __str__
+
+
+#: What ``serve`` returns: a server of this process, or one another process runs for it.
+Served = Server | ElsewhereServer
+
+
 def proxy_prefix() -> str | None:
     """The JupyterHub/Binder prefix under which jupyter-server-proxy serves ports, if any."""
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
@@ -131,11 +178,20 @@ def browser_url(port: int) -> str:
     return f"{prefix}proxy/{port}/"
 
 
-def serve(app: Any, name: str = "app", *, log_level: str = "warning") -> Server:
-    """Start ``app`` on 127.0.0.1 (a free port) in a daemon thread; replaces a server of the same name."""
+def serve(app: Any, name: str = "app", *, log_level: str = "warning") -> Server | ElsewhereServer:
+    """Start ``app`` on 127.0.0.1 (a free port) in a daemon thread; replaces a server of the same name.
+
+    An app that lives in another process (a learner's, seen from the grader's
+    checker) is served there, on the same loopback, and reached the same way.
+    """
     previous = _running.get(name)
     if previous is not None:
         previous.stop()  # frees the name (and the memory) before the new server starts
+    elsewhere = getattr(type(app), "__streamcourse_serve__", None)
+    if elsewhere is not None:
+        served: ElsewhereServer = elsewhere(app, name)
+        register(served)
+        return served
 
     # IPPROTO_TCP, not the default 0: asyncio turns Nagle off (TCP_NODELAY) only on
     # connections whose socket says proto == IPPROTO_TCP. Without it every answer
@@ -154,7 +210,8 @@ def serve(app: Any, name: str = "app", *, log_level: str = "warning") -> Server:
         log_level=log_level,
         lifespan="auto",
         root_path=root_path,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        # typed int, but uvicorn hands it to asyncio.wait_for, which takes any number of seconds
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,  # type: ignore[arg-type]
     )
     server = uvicorn.Server(config)
     failure: list[BaseException] = []
@@ -162,7 +219,7 @@ def serve(app: Any, name: str = "app", *, log_level: str = "warning") -> Server:
     def run() -> None:
         try:
             server.run(sockets=[sock])
-        except BaseException as exc:  # reported to the caller of serve()
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller of serve()
             failure.append(exc)
 
     thread = threading.Thread(target=run, name=f"streamcourse-{name}", daemon=True)

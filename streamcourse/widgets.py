@@ -12,14 +12,17 @@ delivered it, and — beside it — the SSE events that chunk completed.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import html
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import ipywidgets as w
+
+from streamcourse.wire import Chunk, awatch
 
 __all__ = ["TokenView", "WireView", "SSEvent", "parse_lines"]
 
@@ -81,7 +84,7 @@ class TokenView:
         except asyncio.CancelledError:
             self.outcome = "stopped"
             raise
-        except Exception as exc:  # noqa: BLE001 - shown to the learner, not hidden
+        except Exception as exc:  # noqa: BLE001 - not swallowed: the view shows it as the outcome
             self.outcome = f"failed: {type(exc).__name__}: {exc}"
         finally:
             aclose = getattr(pieces, "aclose", None)
@@ -130,6 +133,25 @@ def parse_lines(lines: list[str], pending: dict[str, Any]) -> list[SSEvent]:
     return out
 
 
+class _Lines:
+    """Complete lines out of byte chunks (CR, LF or CRLF; a CR at a chunk's end waits for a possible LF).
+
+    The view splits lines itself because it shows which lines EACH chunk completed,
+    and httpx-sse's line decoder is private (``httpx_sse._decoders``).
+    """
+
+    def __init__(self) -> None:
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
+        self.pending = ""
+
+    def feed(self, raw: bytes) -> list[str]:
+        self.pending += self.decoder.decode(raw)
+        cut = len(self.pending) - 1 if self.pending.endswith("\r") else len(self.pending)
+        *lines, rest = re.split(r"\r\n|\r|\n", self.pending[:cut])
+        self.pending = rest + self.pending[cut:]
+        return lines
+
+
 @dataclass
 class _Row:
     at: float
@@ -153,24 +175,17 @@ class WireView:
     def events(self) -> list[SSEvent]:
         return [e for row in self.rows for e in row.events]
 
-    async def record(self, url: str, method: str = "GET", *, timeout: float = 30.0, **kwargs: Any) -> "WireView":
-        """Read one response, updating the view at every chunk."""
-        import codecs
-        import re
-
+    async def record(self, url: str, method: str = "GET", *, timeout: float = 30.0, **kwargs: Any) -> WireView:
+        """Read one response with :func:`streamcourse.wire.awatch`, updating the view at every chunk."""
         self.rows.clear()
-        decoder = codecs.getincrementaldecoder("utf-8")()
-        pending_text, pending_event = "", {}
-        start = time.perf_counter()
+        lines, pending = _Lines(), dict[str, Any]()
+
+        def show(chunk: Chunk) -> None:
+            self.rows.append(_Row(chunk.at, chunk.data, parse_lines(lines.feed(chunk.data), pending)))
+            self.widget.value = self._render()
+
         headers = {"Accept": "text/event-stream", **kwargs.pop("headers", {})}
-        async with httpx.AsyncClient(timeout=timeout) as http, http.stream(method, url, headers=headers, **kwargs) as r:
-            async for raw in r.aiter_raw():
-                pending_text += decoder.decode(raw)
-                cut = len(pending_text) - 1 if pending_text.endswith("\r") else len(pending_text)
-                *lines, rest = re.split(r"\r\n|\r|\n", pending_text[:cut])
-                pending_text = rest + pending_text[cut:]
-                self.rows.append(_Row(time.perf_counter() - start, raw, parse_lines(lines, pending_event)))
-                self.widget.value = self._render()
+        await awatch(url, method, timeout=timeout, headers=headers, on_chunk=show, **kwargs)
         return self
 
     def _render(self) -> str:
@@ -178,7 +193,9 @@ class WireView:
         rows = []
         for row in self.rows:
             events = "<br>".join(
-                f"<i>comment</i> {html.escape(e.data)}" if e.comment else f"<b>{html.escape(e.event)}</b> {html.escape(e.data)}"
+                f"<i>comment</i> {html.escape(e.data)}"
+                if e.comment
+                else f"<b>{html.escape(e.event)}</b> {html.escape(e.data)}"
                 for e in row.events
             )
             rows.append(

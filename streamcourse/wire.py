@@ -8,6 +8,7 @@ Times are seconds since the request was sent (``time.perf_counter``).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,7 +54,9 @@ class Recording:
         )
 
 
-def watch(url: str, method: str = "GET", *, label: str | None = None, timeout: float = 30.0, **kwargs: Any) -> Recording:
+def watch(
+    url: str, method: str = "GET", *, label: str | None = None, timeout: float = 30.0, **kwargs: Any
+) -> Recording:
     """Send one request and record each body chunk as the socket delivers it."""
     rec = Recording(label or url)
     start = time.perf_counter()
@@ -65,14 +68,24 @@ def watch(url: str, method: str = "GET", *, label: str | None = None, timeout: f
     return rec
 
 
-async def awatch(url: str, method: str = "GET", *, label: str | None = None, timeout: float = 30.0, **kwargs: Any) -> Recording:
-    """:func:`watch` for async code (a notebook cell can ``await`` it)."""
+async def awatch(
+    url: str,
+    method: str = "GET",
+    *,
+    label: str | None = None,
+    timeout: float = 30.0,
+    on_chunk: Callable[[Chunk], None] | None = None,
+    **kwargs: Any,
+) -> Recording:
+    """:func:`watch` for async code (a notebook cell can ``await`` it); ``on_chunk`` sees each chunk as it comes."""
     rec = Recording(label or url)
     start = time.perf_counter()
     async with httpx.AsyncClient(timeout=timeout) as client, client.stream(method, url, **kwargs) as response:
         _headers(rec, response, time.perf_counter() - start)
         async for data in response.aiter_raw():
             rec.chunks.append(Chunk(time.perf_counter() - start, data))
+            if on_chunk is not None:
+                on_chunk(rec.chunks[-1])
     rec.done_at = time.perf_counter() - start
     return rec
 
@@ -95,8 +108,12 @@ def timeline(*recordings: Recording, title: str = "When the bytes arrived", ax: 
         ax.barh(row, rec.first_byte, left=0, height=0.35, color="#e8e8e8", edgecolor="#bbbbbb")
         times = [c.at for c in rec.chunks]
         ax.plot(times, [row] * len(times), "|", markersize=18, markeredgewidth=2, color="#1f6feb")
-        ax.annotate(f"first byte {rec.first_byte * 1000:.0f} ms", (rec.first_byte, row + 0.28), fontsize=8, color="#444444")
-        ax.annotate(f"last {rec.last_byte * 1000:.0f} ms", (rec.last_byte, row - 0.42), fontsize=8, color="#444444", ha="right")
+        ax.annotate(
+            f"first byte {rec.first_byte * 1000:.0f} ms", (rec.first_byte, row + 0.28), fontsize=8, color="#444444"
+        )
+        ax.annotate(
+            f"last {rec.last_byte * 1000:.0f} ms", (rec.last_byte, row - 0.42), fontsize=8, color="#444444", ha="right"
+        )
     ax.set_yticks(range(len(recordings)), [r.label for r in reversed(recordings)])
     ax.set_ylim(-0.7, len(recordings) - 0.3)
     ax.set_xlim(0, 1.2 * max((r.last_byte for r in recordings), default=1.0) or 1.0)

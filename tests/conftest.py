@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and Path(p).exists()), None)
-# Headless, and quiet: without the background-networking flags Chromium keeps
-# calling home, which a closed network refuses.
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from streamcourse import browser as chromium
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Debian's Chromium driven by Playwright (``executable_path``: nothing is downloaded)."""
-    if CHROMIUM is None:
-        pytest.skip("no Chromium found: install Debian's browser with `apt-get install chromium` "
-                    "(the browser tests drive /usr/bin/chromium and never download one)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright's Python API is missing: `pip install -e '.[test]'`")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    reason = chromium.missing()
+    if reason:
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(**chromium.launch_options())
         yield browser
         browser.close()
 

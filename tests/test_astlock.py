@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -20,9 +21,13 @@ from pathlib import Path
 
 import pytest
 
-import streamcourse  # noqa: F401 - importing the package installs the lock
+import streamcourse
 
-SOURCE = (Path(streamcourse.__file__).parent / "sandbox.py").read_text(encoding="utf-8")
+# A big, real source file to parse: the race needs parses that take a while.
+SOURCE = "\n".join(
+    (Path(streamcourse.__file__).parent / name).read_text(encoding="utf-8")
+    for name in ("checking.py", "peer.py", "checker.py")
+)
 
 
 class Litter:
@@ -94,11 +99,12 @@ def test_a_child_forked_while_another_thread_parses_can_still_parse() -> None:
     thread.start()
     holding.wait(5)
     pid = os.fork()
-    if pid == 0:  # the child: parse, and report by exit code
+    if pid == 0:  # the child: parse, and report by exit code (0 only when the parse returned)
+        parsed = False
         try:
-            ast.parse("x = 1")
+            parsed = isinstance(ast.parse("x = 1"), ast.Module)
         finally:
-            os._exit(0)
+            os._exit(0 if parsed else 1)
     release.set()
     thread.join()
     deadline = time.monotonic() + 5
@@ -108,3 +114,31 @@ def test_a_child_forked_while_another_thread_parses_can_still_parse() -> None:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
     assert done[0] == pid, "the forked child hung in ast.parse: it inherited a held lock"
+    assert os.waitstatus_to_exitcode(done[1]) == 0, "the forked child's ast.parse raised"
+
+
+@pytest.mark.parametrize(
+    ("version", "racy"),
+    [
+        ((3, 10, 14), False),
+        ((3, 11, 0), True),
+        ((3, 11, 7), True),
+        ((3, 11, 8), False),
+        ((3, 12, 0), True),
+        ((3, 12, 1), True),
+        ((3, 12, 2), False),
+        ((3, 13, 0), False),
+        ((3, 14, 1), False),
+    ],
+)
+def test_only_the_versions_with_the_race_need_the_lock(version: tuple[int, int, int], racy: bool) -> None:
+    from streamcourse import astlock
+
+    assert astlock.has_race(version) is racy
+
+
+def test_ast_parse_is_locked_exactly_on_a_version_with_the_race() -> None:
+    from streamcourse import astlock
+
+    locked = getattr(ast.parse, "_streamcourse_locked", False)
+    assert locked is astlock.has_race(tuple(sys.version_info)), f"Python {sys.version.split()[0]}"

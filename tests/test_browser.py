@@ -237,4 +237,6 @@ def test_a_close_listener_that_calls_close_does_stop_it(open_page) -> None:
     page, seen = open_page("/close-event", {"closeOn": "close"})
     page.wait_for_function("window.es.readyState === 2", timeout=5000)
     page.wait_for_timeout(600)  # six retry periods
-    assert len(seen.requests) == 1, f"es.close() in the listener stops it; the browser made {len(seen.requests)} requests"
+    assert len(seen.requests) == 1, (
+        f"es.close() in the listener stops it; the browser made {len(seen.requests)} requests"
+    )

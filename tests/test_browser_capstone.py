@@ -24,7 +24,6 @@ from streamcourse.server import serve
 pytestmark = pytest.mark.browser
 
 
-
 @pytest.fixture(scope="module")
 def make_app() -> Any:
     """The lab 09 solution's ``make_app``, from the notebook itself (run in a thread: it needs its own event loop)."""
@@ -42,12 +41,17 @@ def test_the_page_streams_tokens_and_stop_closes_the_model_stream(browser, make_
             page = browser.new_page()
             try:
                 accepts: list[str] = []
-                page.on("request", lambda r: accepts.append(r.headers.get("accept", "")) if r.url.endswith("/chat") else None)
+                page.on(
+                    "request",
+                    lambda r: accepts.append(r.headers.get("accept", "")) if r.url.endswith("/chat") else None,
+                )
                 page.goto(f"{app.url}/")
                 page.fill("#prompt", "Tell me about streams")
                 page.click("#send")
                 # Tokens appear one by one while the model is still generating.
-                page.wait_for_function("document.getElementById('output').textContent.split(' ').length >= 4", timeout=5000)
+                page.wait_for_function(
+                    "document.getElementById('output').textContent.split(' ').length >= 4", timeout=5000
+                )
                 shown_before_stop = page.inner_text("#output")
                 gen = model.state.generations[-1]
                 assert not gen.finished, "the page should show tokens while the model is still generating"
@@ -61,8 +65,10 @@ def test_the_page_streams_tokens_and_stop_closes_the_model_stream(browser, make_
                 page.close()
 
     late = sum(1 for t in gen.token_times if t > stopped_at)
-    print(f"Stop -> model closed after {(gen.closed_at - stopped_at) * 1000:.0f} ms, {late} tokens after the click; "
-          f"{gen.tokens_sent} of 200 tokens made")
+    print(
+        f"Stop -> model closed after {(gen.closed_at - stopped_at) * 1000:.0f} ms, {late} tokens after the click; "
+        f"{gen.tokens_sent} of 200 tokens made"
+    )
     assert not gen.finished and gen.tokens_sent < 200, "Stop should end the generation early"
     assert late <= 2, f"the model made {late} tokens after Stop (at most 2 expected)"
     assert gen.closed_at - stopped_at < 1.0, "the model's stream should close at once after Stop"

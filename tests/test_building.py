@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from streamcourse import building, notebooks
+from streamcourse import building, notebooks, validation
 
 REPO = building.REPO
 
@@ -61,11 +61,47 @@ def test_build_check_names_every_stale_lab(tmp_path: Path) -> None:
     ]
 
 
+def a_course(tmp_path: Path, readme: str | None) -> tuple[Path, Path]:
+    """A course of one lab in temporary folders, with (or without) a README of its own."""
+    solutions, labs, lessons = tmp_path / "solutions", tmp_path / "labs", tmp_path / "notebooks"
+    solutions.mkdir()
+    lessons.mkdir()
+    shutil.copy(building.SOLUTIONS_DIR / "lab01_generators.ipynb", solutions)
+    shutil.copy(building.LESSONS_DIR / "01_generators.ipynb", lessons)
+    if readme is not None:
+        (tmp_path / "README.md").write_text(readme)
+    return solutions, labs
+
+
+def test_building_other_folders_leaves_the_repository_readme_untouched(tmp_path: Path) -> None:
+    before = building.README.read_bytes(), building.README.stat().st_mtime_ns
+    solutions, labs = a_course(tmp_path, readme=None)
+    written = building.build(solutions, labs)
+    assert written == [labs / "lab01_generators.ipynb"]
+    assert building.stale_labs(solutions, labs) == []
+    assert (building.README.read_bytes(), building.README.stat().st_mtime_ns) == before
+
+
+def test_building_other_folders_maps_only_their_own_readme(tmp_path: Path) -> None:
+    before = building.README.read_bytes()
+    solutions, labs = a_course(tmp_path, readme="# A course\n<!-- course-map:start -->\n<!-- course-map:end -->\n")
+    assert building.stale_labs(solutions, labs)[-1] == "README.md's course map is stale"
+    building.build(solutions, labs)
+    text = (tmp_path / "README.md").read_text()
+    assert (
+        "| 01 | [Generators](notebooks/01_generators.ipynb) | [lab01_generators](labs/lab01_generators.ipynb)" in text
+    )
+    assert "| 02 |" not in text, "only the lessons beside this README belong in its map"
+    assert building.stale_labs(solutions, labs) == []
+    assert building.README.read_bytes() == before
+
+
 def test_the_committed_labs_and_course_map_are_current() -> None:
     result = subprocess.run([sys.executable, "-m", "streamcourse", "build", "--check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.timeout(900)  # as long as the subprocess may take: the whole course, every wrong answer
 def test_validate_every_check_fails_blank_passes_solved_and_rejects_each_wrong_answer() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "streamcourse", "validate"], capture_output=True, text=True, timeout=900
@@ -75,16 +111,21 @@ def test_validate_every_check_fails_blank_passes_solved_and_rejects_each_wrong_a
 
 
 def test_every_exercise_has_at_least_one_known_wrong_answer() -> None:
-    exercises = [e.id for s in sorted(building.SOLUTIONS_DIR.glob("lab*.ipynb")) for e in notebooks.exercises(notebooks.read(s))]
-    missing = [e for e in exercises if not building.wrong_answers(e)]
+    exercises = [
+        e.id for s in sorted(building.SOLUTIONS_DIR.glob("lab*.ipynb")) for e in notebooks.exercises(notebooks.read(s))
+    ]
+    missing = [e for e in exercises if not validation.wrong_answers(e)]
     assert missing == [], f"add a common wrong answer under tests/labs/wrong/<id>/ for: {missing}"
 
 
 def test_a_run_that_broke_off_is_reported_as_broken_not_as_an_unrejected_answer(
     tmp_path: Path, break_off_check_runs
 ) -> None:
-    break_off_check_runs(building)
+    break_off_check_runs(validation)
     harmless = tmp_path / "changes_nothing.py"  # the checks it reaches all pass, as for an answer they miss
-    harmless.write_text("unused = 1\n")
-    [finding] = building.validate_wrong_answer(building.SOLUTIONS_DIR / "lab01_generators.ipynb", "lab01.batched", harmless)
-    assert not finding.ok and "only 1 of " in finding.text and "NOT rejected" not in finding.text
+    harmless.write_text("# rejected by: test_memory_stays_flat_as_the_input_grows\nunused = 1\n")
+    verdict = validation.validate_wrong_answer(
+        building.SOLUTIONS_DIR / "lab01_generators.ipynb", "lab01.batched", harmless
+    )
+    assert [f.ok for f in verdict.findings][:1] == [False]
+    assert "1 ran" in verdict.findings[0].text and not any("NOT rejected" in f.text for f in verdict.findings[:1])

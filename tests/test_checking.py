@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import threading
 from pathlib import Path
 
 import nbformat
@@ -10,6 +11,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from streamcourse import checking
+from streamcourse.cells import CellOutcome
 
 
 def notebook(tmp_path: Path, *sources: str) -> Path:
@@ -23,7 +25,7 @@ def notebook(tmp_path: Path, *sources: str) -> Path:
 def test_a_cell_that_raises_is_recorded_and_later_cells_still_run(tmp_path: Path) -> None:
     ns = checking.execute_notebook(notebook(tmp_path, "x = 1", "1 / 0", "y = x + 1"))
     assert ns.values["y"] == 2
-    assert [(e.cell, e.error.split(":")[0]) for e in ns.errors] == [(1, "ZeroDivisionError")]
+    assert [(e.index, e.error.split(":")[0]) for e in ns.errors] == [(1, "ZeroDivisionError")]
 
 
 def test_top_level_await_runs_as_in_jupyter(tmp_path: Path) -> None:
@@ -37,8 +39,9 @@ def test_magics_and_shell_lines_are_skipped(tmp_path: Path) -> None:
 
 
 def test_check_cells_are_not_run_when_a_notebook_is_checked(tmp_path: Path) -> None:
-    ns = checking.execute_notebook(notebook(tmp_path, "calls = []", 'check("lab01.batched")'))
-    assert ns.errors == []
+    recorder = "calls = []\ndef check(exercise):\n    calls.append(exercise)"
+    ns = checking.execute_notebook(notebook(tmp_path, recorder, 'check("lab01.batched")', "after = True"))
+    assert ns.values["after"] and ns.values["calls"] == [], "the check() cell ran: it should have been skipped"
 
 
 def test_what_the_notebook_prints_is_not_echoed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -47,9 +50,9 @@ def test_what_the_notebook_prints_is_not_echoed(tmp_path: Path, capsys: pytest.C
 
 
 def test_a_missing_definition_fails_with_advice_and_the_cell_error() -> None:
-    ns = checking.Namespace({}, [checking.CellError(2, "SyntaxError: invalid syntax")], origin="my.ipynb")
+    ns = checking.Namespace({}, [CellOutcome(2, "SyntaxError: invalid syntax")], origin="my.ipynb")
     with pytest.raises(pytest.fail.Exception) as failure:
-        checking.Submission(ns).batched
+        _ = checking.Submission(ns).batched
     message = str(failure.value)
     assert "`batched` is not defined" in message and "cell 2 of my.ipynb raised SyntaxError" in message
 
@@ -59,6 +62,23 @@ def test_check_report_runs_only_the_named_exercise(tmp_path: Path) -> None:
     report = checking.check_report("lab01.batched", solved)
     assert report.passed and {r.exercise for r in report.results} == {"lab01.batched"}
     assert str(report).startswith(f"lab01.batched: {len(report.results)}/{len(report.results)} checks passed")
+
+
+def test_a_check_that_timed_out_refuses_a_second_run_beside_it_until_it_ends() -> None:
+    release = threading.Event()
+    hanging = checking.Namespace({"batched": lambda rows, max_bytes: iter([]) if release.wait(30) else iter([])})
+    first = checking.check_report("lab01.batched", hanging, timeout=0.3)
+    assert "did not finish within 0.3 s" in first.problem and "Restart the kernel" in first.problem
+    second = checking.check_report("lab01.read_chunks", checking.Namespace({}))
+    assert not second.results, "no second pytest run may start while the first is alive"
+    assert "lab01.batched from an earlier check() are still running" in second.problem
+    assert "Restart the kernel" in second.problem
+    release.set()
+    for thread in threading.enumerate():
+        if thread.name == "streamcourse-check":
+            thread.join(60)
+    solved = checking.execute_notebook(checking.SOLUTIONS_DIR / "lab01_generators.ipynb")
+    assert checking.check_report("lab01.batched", solved).passed, "once the old run has ended, checking works again"
 
 
 def test_a_stub_is_reported_as_not_written_yet() -> None:

@@ -12,6 +12,7 @@ import csv
 import json
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,9 +21,10 @@ import pytest
 
 from streamcourse import grading
 from streamcourse.grading import Limits
+from streamcourse.records import CheckRecord, SubmissionRecord
 
 sys.path.insert(0, str(Path(__file__).parent / "grading_fixtures"))
-import hostile  # noqa: E402
+import hostile
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "sk-test-not-for-learners"
@@ -59,6 +61,8 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
     mp = pytest.MonkeyPatch()
     mp.setenv("OPENAI_API_KEY", SECRET)
+    scratch = tmp_path_factory.mktemp("grading-scratch")  # every process of this grading works under here
+    mp.setattr(tempfile, "tempdir", str(scratch))
     started = time.monotonic()
     check_file_before = hostile.CHECK_FILE.read_bytes()
     try:
@@ -71,6 +75,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "out": out,
         "seconds": time.monotonic() - started,
         "started": started,
+        "scratch": scratch,
         "check_file_before": check_file_before,
     }
 
@@ -91,7 +96,7 @@ def test_points_earned_are_kept_whatever_the_submission_does(graded: dict, learn
     grade = graded["grades"][learner]
     assert grade.max_points == hostile.FULL, "max points come from the solution's cells"
     assert grade.points == pytest.approx(graded["expected"][learner], abs=0.01), json.dumps(
-        [[c["name"], c["status"], c["message"]] for e in grade.exercises for c in e.checks], indent=1
+        [[c.name, c.status, c.message] for e in grade.exercises for c in e.checks], indent=1
     )
 
 
@@ -104,46 +109,54 @@ def test_a_wrong_answer_gets_partial_credit(graded: dict) -> None:
 
 def test_an_infinite_loop_costs_only_its_cell(graded: dict) -> None:
     cells = graded["grades"]["infinite_loop"].cells
-    assert [c["status"] for c in cells] == [grading.TIMED_OUT]
-    assert "did not finish within 2 s" in cells[0]["error"]
+    assert [c.status for c in cells] == [grading.TIMED_OUT]
+    assert "did not finish within 2 s" in cells[0].error
 
 
 def test_a_loop_that_ignores_the_alarm_is_killed_and_the_rest_graded_in_a_fresh_process(graded: dict) -> None:
     grade = graded["grades"]["infinite_loop_ignoring_the_alarm"]
     assert grade.attempts == 2
-    assert grade.cells[0]["status"] == grading.TIMED_OUT
-    assert any("imports signal" in f for f in grade.flags)
+    assert grade.cells[0].status == grading.TIMED_OUT
 
 
 def test_an_infinite_generator_fails_its_checks_at_once_with_a_reason(graded: dict) -> None:
     grade = graded["grades"]["infinite_generator"]
     batched = next(e for e in grade.exercises if e.exercise == "lab01.batched")
-    assert {c["status"] for c in batched.checks} == {grading.FAILED}
-    assert any("stop when the rows run out" in c["message"] for c in batched.checks)
+    assert {c.status for c in batched.checks} == {grading.FAILED}
+    assert any("stop when the rows run out" in c.message for c in batched.checks)
     assert grade.seconds < 5, f"the checks take only as many chunks as there are rows; this took {grade.seconds:.1f} s"
 
 
 def test_a_check_that_hangs_times_out_and_costs_that_check_only(graded: dict) -> None:
     grade = graded["grades"]["hangs_in_a_check"]
-    statuses = {c["name"]: c["status"] for e in grade.exercises for c in e.checks}
+    statuses = {c.name: c.status for e in grade.exercises for c in e.checks}
     assert statuses.pop("test_memory_stays_flat_as_the_input_grows") == grading.TIMED_OUT
     assert set(statuses.values()) == {grading.PASSED}
 
 
 def test_a_crash_during_a_check_costs_that_check_only(graded: dict) -> None:
     grade = graded["grades"]["killed_during_a_check"]
-    crashed = [c["name"] for e in grade.exercises for c in e.checks if c["status"] == grading.CRASHED]
+    crashed = [c.name for e in grade.exercises for c in e.checks if c.status == grading.CRASHED]
     assert crashed == ["test_a_row_longer_than_the_limit_is_a_chunk_of_its_own", "test_no_rows_give_no_chunks"]
-    assert all("SIGKILL" in c["message"] for e in grade.exercises for c in e.checks if c["status"] == grading.CRASHED)
+    assert all("SIGKILL" in c.message for e in grade.exercises for c in e.checks if c.status == grading.CRASHED)
 
 
-@pytest.mark.parametrize("learner", ["sys_exit", "os_exit", "memory_bomb"])
+@pytest.mark.parametrize("learner", ["sys_exit", "memory_bomb"])
 def test_exits_and_memory_bombs_are_errors_of_one_cell(graded: dict, learner: str) -> None:
     cells = graded["grades"][learner].cells
-    assert cells and cells[0]["status"] == grading.ERROR
-    assert all(c["status"] in (grading.ERROR, grading.TIMED_OUT) for c in cells)  # a slow bomb may hit the time limit first
-    words = {"sys_exit": "SystemExit", "os_exit": "os._exit(3)", "memory_bomb": "MemoryError"}[learner]
-    assert words in cells[0]["error"]
+    assert cells and cells[0].status == grading.ERROR
+    assert all(
+        c.status in (grading.ERROR, grading.TIMED_OUT) for c in cells
+    )  # a slow bomb may hit the time limit first
+    words = {"sys_exit": "SystemExit", "memory_bomb": "MemoryError"}[learner]
+    assert words in cells[0].error
+
+
+def test_a_cell_that_ends_its_process_is_skipped_in_a_fresh_runner(graded: dict) -> None:
+    grade = graded["grades"]["os_exit"]
+    assert [c.status for c in grade.cells] == [grading.CRASHED]
+    assert "exited with status 3" in grade.cells[0].error and "skipped" in grade.cells[0].error
+    assert grade.attempts == 2
 
 
 def test_a_notebook_that_is_not_json_gets_a_clear_message(graded: dict) -> None:
@@ -156,25 +169,16 @@ def test_a_notebook_that_is_not_json_gets_a_clear_message(graded: dict) -> None:
 
 def test_a_deleted_exercise_cell_says_what_is_missing(graded: dict) -> None:
     batched = next(e for e in graded["grades"]["exercise_cell_deleted"].exercises if e.exercise == "lab01.batched")
-    assert all("`batched` is not defined" in c["message"] for c in batched.checks)
+    assert all("`batched` is not defined" in c.message for c in batched.checks)
 
 
 def test_learners_cannot_change_the_checks_the_grades_or_the_machinery(graded: dict) -> None:
     grade = graded["grades"]["tamper"]
     assert hostile.CHECK_FILE.read_bytes() == graded["check_file_before"]
-    flags = "\n".join(grade.flags)
-    for words in [
-        "tried to write " + str(hostile.CHECK_FILE),
-        "grades.csv (the checks, the grades or a submission) — refused",
-        "tried to start a process",
-        "forged results",
-        "sys.modules['test_lab01_generators']",
-        "_pytest.reports.BaseReport",
-        "imports _pytest.reports",
-    ]:
-        assert words in flags, f"missing flag {words!r} in:\n{flags}"
-    statuses = {c["status"] for e in grade.exercises for c in e.checks}
-    assert statuses == {grading.ERROR}, "the patched report classes were put back: the blank lab still fails"
+    statuses = {c.status for e in grade.exercises for c in e.checks}
+    assert statuses == {grading.ERROR}, (
+        "patching pytest in the notebook's own process changes nothing: the blank lab still fails"
+    )
     with open(graded["out"] / "grades.csv", newline="") as file:
         assert next(csv.reader(file)) == ["learner", "lab", "exercise", "points", "max_points"]
 
@@ -185,13 +189,12 @@ def test_correct_submissions_are_not_flagged(graded: dict) -> None:
 
 
 def test_no_process_is_left_behind(graded: dict) -> None:
-    time.sleep(0.2)
+    """Every process this grading started ran under its own scratch folder; none is still running."""
+    scratch = str(graded["scratch"])
     left = []
-    for proc in psutil.process_iter(["create_time", "cmdline"]):
+    for proc in psutil.process_iter(["cmdline"]):
         try:
-            if proc.info["create_time"] >= time.time() - (time.monotonic() - graded["started"]) - 1 and (
-                "streamcourse.sandbox" in " ".join(proc.info["cmdline"] or []) or "streamcourse-grade-" in proc.cwd()
-            ):
+            if scratch in " ".join(proc.info["cmdline"] or []) or proc.cwd().startswith(scratch):
                 left.append(proc)
         except psutil.Error:
             continue
@@ -208,7 +211,6 @@ def test_reports_hold_every_exercise_and_every_failure(graded: dict) -> None:
     by_learner = {s["learner"]: s for s in data["submissions"]}
     blank_checks = [c for e in by_learner["blank"]["exercises"] for c in e["checks"]]
     assert len(blank_checks) == 11 and all(c["message"] for c in blank_checks)
-    assert by_learner["tamper"]["flags"]
     feedback = (out / "feedback" / "wrong" / "lab01.md").read_text()
     assert "✔ chunks join to the whole file" in feedback
     assert "✘ batched counts utf8 bytes not characters — *failed*: a chunk was" in feedback
@@ -217,7 +219,7 @@ def test_reports_hold_every_exercise_and_every_failure(graded: dict) -> None:
 
 # --------------------------------------------------------------------------- hidden checks
 
-HIDDEN_CHECKS = '''
+HIDDEN_CHECKS = """
 import pytest
 
 @pytest.mark.exercise("lab01.batched")
@@ -237,35 +239,20 @@ def test_hidden_passes(submission):
     assert submission.read_chunks
 
 @pytest.mark.exercise("lab01.read_chunks")
-async def test_hidden_async_never_awaited(submission):
-    assert False, "this would fail if it ever ran"
-'''
-
-NEVER_AWAIT = '''
-import inspect
-import pytest
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem):
-    """A broken runner: creates the async check's coroutine and never awaits it."""
-    if "never_awaited" not in pyfuncitem.name:
-        return None
-    function = pyfuncitem.obj
-    while not inspect.iscoroutinefunction(function):
-        function = function.__wrapped__
-    function(**{name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}).close()
-    return True
-'''
+async def test_hidden_async_runs(submission):
+    assert False, "an async hidden check runs too"
+"""
 
 
 def test_hidden_checks_count_but_never_show_their_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     hidden = tmp_path / "hidden_checks_dir"
     hidden.mkdir()
     (hidden / "test_lab01_hidden.py").write_text(HIDDEN_CHECKS)
-    (hidden / "conftest.py").write_text(NEVER_AWAIT)
     hostile.right(tmp_path / "class" / "alice")
     out = tmp_path / "out"
-    args = argparse.Namespace(submissions=[str(tmp_path / "class")], checks=[str(hidden)], jobs=1, timeout=24.0, out=str(out))
+    args = argparse.Namespace(
+        submissions=[str(tmp_path / "class")], checks=[str(hidden)], jobs=1, timeout=24.0, out=str(out)
+    )
     assert grading.main(args) == 0
     summary = capsys.readouterr().out
     assert "alice" in summary and "lab01" in summary
@@ -276,9 +263,7 @@ def test_hidden_checks_count_but_never_show_their_code(tmp_path: Path, capsys: p
     assert checks["test_hidden_exact_value"]["message"] == grading.HIDDEN_GENERIC
     assert checks["test_hidden_check_breaks_inside"]["message"] == grading.HIDDEN_GENERIC
     assert checks["test_hidden_with_words"]["message"] == "rows must keep their order across chunks"
-    never = checks["test_hidden_async_never_awaited"]
-    assert never["status"] == grading.FAILED and "never ran" in never["message"]
-    assert any("never awaited" in f for f in grade["flags"])
+    assert checks["test_hidden_async_runs"]["message"] == "an async hidden check runs too"
     assert grade["points"] == pytest.approx(4 * 6 / 7 + 6 * 6 / 9, abs=0.02)
     feedback = (out / "feedback" / "alice" / "lab01.md").read_text()
     for secret in ("SECRET_EXPECTED_VALUE", "SECRET_KEY_NAME", "hidden_checks_dir", "assert ", str(tmp_path)):
@@ -289,43 +274,27 @@ def test_hidden_checks_count_but_never_show_their_code(tmp_path: Path, capsys: p
 # --------------------------------------------------------------------------- units and the command line
 
 
-def test_the_static_scan_flags_reaching_into_the_test_machinery() -> None:
-    cells = [
-        (1, "import _pytest.runner\nimport gc\nfrom inspect import currentframe"),
-        (2, "import sys\nsys.modules['x'] = None\nf = sys._getframe(1).f_back"),
-        (3, "%timeit 1\nopen('tests/labs/test_lab01_generators.py', 'w')"),
-    ]
-    flags = "\n".join(grading.scan_code(cells))
-    for words in ["imports _pytest.runner", "imports gc", "inspect.currentframe", "changes sys.modules",
-                  "sys._getframe", ".f_back", "tests/labs"]:
-        assert words in flags
-
-
-def test_the_static_scan_leaves_ordinary_code_alone() -> None:
-    import nbformat
-
-    for folder in ("solutions", "labs"):
-        for path in sorted((REPO / folder).glob("lab*.ipynb")):
-            nb = nbformat.read(path, as_version=4)
-            cells = [(i, c.source) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-            assert grading.scan_code(cells) == [], path.name
-
-
 def test_submissions_are_found_in_folders_and_named_by_their_folder(tmp_path: Path) -> None:
     hostile.right(tmp_path / "bob")
     hostile.right(tmp_path / "alice" / "deeper")
     (tmp_path / "bob" / ".ipynb_checkpoints").mkdir()
     (tmp_path / "bob" / ".ipynb_checkpoints" / "lab01_generators-checkpoint.ipynb").write_text("{}")
     found = grading.find_submissions([tmp_path])
-    assert [(s.learner, s.path.name) for s in found] == [("bob", "lab01_generators.ipynb"), ("deeper", "lab01_generators.ipynb")]
+    assert [(s.learner, s.path.name) for s in found] == [
+        ("bob", "lab01_generators.ipynb"),
+        ("deeper", "lab01_generators.ipynb"),
+    ]
 
 
 def _args(tmp_path: Path, *submissions: str | Path, out: Path | None = None) -> argparse.Namespace:
-    return argparse.Namespace(submissions=[str(s) for s in submissions], checks=[], jobs=1, timeout=12.0,
-                              out=str(out or tmp_path / "out"))
+    return argparse.Namespace(
+        submissions=[str(s) for s in submissions], checks=[], jobs=1, timeout=12.0, out=str(out or tmp_path / "out")
+    )
 
 
-def test_exit_status_is_not_zero_only_when_grading_cannot_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_exit_status_is_not_zero_only_when_grading_cannot_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     assert grading.main(_args(tmp_path, empty)) == 2
@@ -339,9 +308,11 @@ def test_exit_status_is_not_zero_only_when_grading_cannot_run(tmp_path: Path, ca
 
 
 def test_partial_credit_is_the_share_of_checks_passed_unless_the_lab_says_otherwise() -> None:
-    checks = [{"nodeid": f"t{i}", "name": f"test_{i}", "exercise": "lab01.x", "status": grading.PASSED if i < 3 else grading.FAILED}
-              for i in range(4)]
-    record = {"learner": "erin", "lab": "lab01", "path": "/x/erin/lab01_generators.ipynb", "checks": checks}
+    checks = [
+        CheckRecord(f"t{i}", f"test_{i}", "lab01.x", False, grading.PASSED if i < 3 else grading.FAILED)
+        for i in range(4)
+    ]
+    record = SubmissionRecord(0, "/x/erin/lab01_generators.ipynb", "erin", "lab01", checks=checks)
     shared = grading.score([record], {"lab01": [grading.ExerciseSpec("lab01.x", 8.0)]})
     whole = grading.score([record], {"lab01": [grading.ExerciseSpec("lab01.x", 8.0, partial=False)]})
     assert (shared[0].points, whole[0].points) == (6.0, 0.0)
@@ -355,8 +326,36 @@ def test_every_solution_scores_full_marks_and_every_blank_lab_scores_zero(tmp_pa
     for g in grades:
         by_learner.setdefault(g.learner, {})[g.lab] = g
     assert sorted(by_learner["solutions"]) == labs and sorted(by_learner["labs"]) == labs
-    short = {lab: f"{g.points:g}/{g.max_points:g}" for lab, g in by_learner["solutions"].items() if g.points != g.max_points}
+    short = {
+        lab: f"{g.points:g}/{g.max_points:g}" for lab, g in by_learner["solutions"].items() if g.points != g.max_points
+    }
     assert short == {}, f"solutions that lost points: {short}"
     earned = {lab: g.points for lab, g in by_learner["labs"].items() if g.points != 0}
     assert earned == {}, f"blank labs that earned points: {earned}"
     assert all(g.max_points > 0 and not g.flags for g in grades)
+
+
+def test_without_a_usable_sandbox_grade_refuses_and_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(
+        grading.isolation, "problem", lambda: "`bwrap` is not installed. " + grading.isolation.INSTALL_HINT
+    )
+    hostile.right(tmp_path / "class" / "ann")
+    assert grading.main(_args(tmp_path, tmp_path / "class")) == 2
+    err = capsys.readouterr().err
+    assert "apt-get install bubblewrap" in err and "--no-isolation" in err
+    assert not (tmp_path / "out" / "grades.json").exists()
+
+
+def test_grading_without_isolation_says_so_in_the_reports_and_the_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hostile.right(tmp_path / "class" / "ann")
+    args = _args(tmp_path, tmp_path / "class")
+    args.no_isolation = True
+    assert grading.main(args) == 0
+    assert "WARNING: graded WITHOUT isolation" in capsys.readouterr().out
+    data = json.loads((tmp_path / "out" / "grades.json").read_text())
+    assert data["isolated"] is False and grading.NOT_ISOLATED in data["warnings"]
+    assert data["submissions"][0]["points"] == hostile.FULL

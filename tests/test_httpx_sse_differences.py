@@ -38,7 +38,10 @@ def httpx_sse(chunks: Iterable[bytes], content_type: str = "text/event-stream", 
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(status, headers={"content-type": content_type}, content=iter(body))
 
-    with httpx.Client(transport=httpx.MockTransport(handler)) as client, client.stream("GET", "http://sse.test/") as response:
+    with (
+        httpx.Client(transport=httpx.MockTransport(handler)) as client,
+        client.stream("GET", "http://sse.test/") as response,
+    ):
         return [(e.event, e.data, e.id, e.retry) for e in EventSource(response).iter_sse()]
 
 
@@ -121,12 +124,17 @@ def test_dispatches_a_cr_ended_event_only_when_the_next_chunk_arrives() -> None:
 
         return StreamingResponse(chunks(), media_type="text/event-stream")
 
-    with serve(Starlette(routes=[Route("/", endpoint)]), name="httpx-sse-diff-cr") as srv, httpx.Client(timeout=5) as client:
+    with (
+        serve(Starlette(routes=[Route("/", endpoint)]), name="httpx-sse-diff-cr") as srv,
+        httpx.Client(timeout=5) as client,
+    ):
         began = time.perf_counter()
         with connect_sse(client, "GET", srv.url + "/") as source:
             arrivals = [(e.data, time.perf_counter() - began) for e in source.iter_sse()]
     assert [data for data, _ in arrivals] == ["first", "second"]
-    assert arrivals[0][1] >= gap * 0.9, f"'first' arrived at {arrivals[0][1]:.2f} s — httpx-sse now dispatches it at once"
+    assert arrivals[0][1] >= gap * 0.9, (
+        f"'first' arrived at {arrivals[0][1]:.2f} s — httpx-sse now dispatches it at once"
+    )
     # spec (and a browser): 'first' is dispatched as soon as its chunk arrives, about `gap` seconds earlier
 
 

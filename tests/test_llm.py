@@ -17,6 +17,9 @@ import openai
 import pytest
 
 from streamcourse import llm
+from streamcourse.llm import chat as llm_chat
+from streamcourse.llm import record as llm_record
+from streamcourse.llm import responses as llm_responses
 from streamcourse.server import serve
 
 MESSAGES = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Tell me about streams"}]
@@ -55,7 +58,7 @@ def sse_data(raw: bytes) -> list[str]:
     assert text.endswith("\n\n")
     events = text[:-2].split("\n\n")
     assert all(e.startswith("data: ") and "\n" not in e for e in events), events
-    return [e[len("data: "):] for e in events]
+    return [e[len("data: ") :] for e in events]
 
 
 # --- Chat Completions: text and wire format ---------------------------------------
@@ -167,11 +170,19 @@ async def test_responses_create_stream_yields_the_documented_events_in_order(ai)
     stream = await ai.responses.create(model="m", input="hi there", stream=True)
     events = [event async for event in stream]
     types = [e.type for e in events]
-    assert types[:4] == ["response.created", "response.in_progress",
-                         "response.output_item.added", "response.content_part.added"]
+    assert types[:4] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+    ]
     assert set(types[4:-4]) == {"response.output_text.delta"}
-    assert types[-4:] == ["response.output_text.done", "response.content_part.done",
-                          "response.output_item.done", "response.completed"]
+    assert types[-4:] == [
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
     assert [e.sequence_number for e in events] == list(range(len(events)))
     assert events[-1].response.usage.output_tokens == len(types) - 8
     non_streamed = await ai.responses.create(model="m", input="hi there")
@@ -238,7 +249,7 @@ async def test_stall_fault_client_timeout_is_seen_and_nothing_generated_after(ai
     async with await chat_stream(ai, extra_body={"fault": "stall"}) as stream:
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.3):
-                async for chunk in stream:
+                async for chunk in stream:  # noqa: B007 - the last chunk read names the generation
                     pass
         gen = llm.find(app, chunk.id)
         left = time.monotonic()
@@ -309,7 +320,7 @@ async def test_time_to_first_token_and_token_interval_follow_the_request(ai):
             if chunk.choices and chunk.choices[0].delta.content:
                 times.append(time.monotonic())
     assert 0.25 <= times[0] - start < 0.6
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     assert 0.035 <= sum(gaps) / len(gaps) < 0.12
 
 
@@ -369,8 +380,11 @@ async def test_the_command_line_server_answers_the_real_service_code_path(monkey
     import httpx
 
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamcourse", "llm", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamcourse", "llm", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -386,7 +400,9 @@ async def test_the_command_line_server_answers_the_real_service_code_path(monkey
         assert llm.describe() == f"an OpenAI-compatible service at http://127.0.0.1:{port}/v1"
         ai = llm.client(max_retries=0)
         stream = await ai.chat.completions.create(
-            model=llm.MODEL, messages=[{"role": "user", "content": "hello"}], stream=True,
+            model=llm.MODEL,
+            messages=[{"role": "user", "content": "hello"}],
+            stream=True,
             stream_options={"include_usage": True},
         )
         text = "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices])
@@ -395,3 +411,58 @@ async def test_the_command_line_server_answers_the_real_service_code_path(monkey
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# --- the wire formats alone, and their timestamps -----------------------------------
+
+
+def a_plan(words: list[str]) -> llm_record.Plan:
+    return llm_record.Plan(
+        [llm_record.Piece(w) for w in words], "stop", ttft=0, token_interval=0, fault=None, fault_after=0
+    )
+
+
+async def test_chat_chunks_are_a_generator_that_runs_without_a_server():
+    gen = llm.Generation("chatcmpl-x", "chat.completions", "m", "hi", True)
+    plan = a_plan(["Hello", " café"])
+    out = [e async for e in llm_chat.chunks(gen, plan, llm_chat.base(gen), 2, include_usage=True)]
+    chunks = [json.loads(e.removeprefix("data: ")) for e in out[:-1]]
+    assert out[-1] == "data: [DONE]\n\n"
+    assert [c["choices"][0]["delta"] for c in chunks[:3]] == [
+        {"role": "assistant", "content": "", "refusal": None},
+        {"content": "Hello"},
+        {"content": " café"},
+    ]
+    assert chunks[3]["choices"][0]["finish_reason"] == "stop" and chunks[4]["choices"] == []
+    assert gen.tokens == ["Hello", " café"] and gen.finished
+
+
+async def test_responses_events_are_a_generator_that_runs_without_a_server():
+    gen = llm.Generation("resp_x", "responses", "m", "hi", True)
+    reply = llm_responses.Reply(gen, a_plan(["Hello", " café"]), {"input": "hi"}, 1)
+    out = [e async for e in llm_responses.events(reply)]
+    types_ = [e.split("\n", 1)[0].removeprefix("event: ") for e in out]
+    assert types_ == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+
+
+async def test_timestamps_are_integer_seconds_as_the_real_api_sends_them(url):
+    body = {"model": "m", "messages": MESSAGES, "stream": True}
+    async with httpx.AsyncClient() as http:
+        streamed = await http.post(f"{url}/v1/chat/completions", json=body)
+        whole = await http.post(f"{url}/v1/chat/completions", json={**body, "stream": False})
+        response = await http.post(f"{url}/v1/responses", json={"model": "m", "input": "hi"})
+    created = [json.loads(p)["created"] for p in sse_data(streamed.content)[:-1]] + [whole.json()["created"]]
+    assert all(type(c) is int for c in created), created
+    stamps = response.json()["created_at"], response.json()["completed_at"]
+    assert all(type(s) is int for s in stamps), stamps

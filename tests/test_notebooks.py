@@ -37,7 +37,11 @@ def execute(path: Path) -> nbformat.NotebookNode:
     os.environ.pop("OPENAI_API_KEY", None)
     try:
         NotebookClient(
-            nb, timeout=180, kernel_name="python3", allow_errors=True, resources={"metadata": {"path": str(path.parent)}}
+            nb,
+            timeout=180,
+            kernel_name="python3",
+            allow_errors=True,
+            resources={"metadata": {"path": str(path.parent)}},
         ).execute()
     finally:
         for key, value in old.items():
@@ -95,7 +99,9 @@ def test_solution_runs_and_passes_every_check_in_the_kernel(path: Path) -> None:
 def test_blank_lab_runs_and_only_its_stubs_raise(path: Path) -> None:
     nb = execute(path)
     unexpected = [e for e in errors(nb) if e[1] != "NotImplementedError"]
-    assert unexpected == [], f"{_id(path)}: only unwritten exercises may raise, and only NotImplementedError: {unexpected}"
+    assert unexpected == [], (
+        f"{_id(path)}: only unwritten exercises may raise, and only NotImplementedError: {unexpected}"
+    )
     shown = check_reports(nb)
     assert shown and all(re.search(r": 0/[1-9]\d* checks passed", text) for text in shown), (
         f"{_id(path)}: every check() cell should show all of its checks failing on the blank lab: {shown}"

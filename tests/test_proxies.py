@@ -89,15 +89,22 @@ class Upstream:
         @app.api_route("/echo/{word}", methods=["GET", "POST", "PUT"])
         async def echo(word: str, request: Request) -> JSONResponse:
             return JSONResponse(
-                {"word": word, "method": request.method, "query": str(request.query_params),
-                 "body": (await request.body()).decode(), "x-test": request.headers.get("x-test")},
-                status_code=201, headers={"X-Upstream": "yes"},
+                {
+                    "word": word,
+                    "method": request.method,
+                    "query": str(request.query_params),
+                    "body": (await request.body()).decode(),
+                    "x-test": request.headers.get("x-test"),
+                },
+                status_code=201,
+                headers={"X-Upstream": "yes"},
             )
 
         @app.get("/gzipped")
         async def gzipped() -> Response:
-            return Response(gzip.compress(b"hello " * 1000), media_type="text/plain",
-                            headers={"Content-Encoding": "gzip"})
+            return Response(
+                gzip.compress(b"hello " * 1000), media_type="text/plain", headers={"Content-Encoding": "gzip"}
+            )
 
         @app.get("/broken")
         async def broken() -> StreamingResponse:
@@ -152,8 +159,11 @@ def no_server_errors() -> Iterator[None]:
         yield
     finally:
         logger.removeHandler(handler)
-    unexpected = [r.getMessage() + repr(r.exc_info and r.exc_info[1]) for r in handler.records
-                  if "on purpose" not in repr(r.exc_info and r.exc_info[1])]
+    unexpected = [
+        r.getMessage() + repr(r.exc_info and r.exc_info[1])
+        for r in handler.records
+        if "on purpose" not in repr(r.exc_info and r.exc_info[1])
+    ]
     assert not unexpected, f"servers logged errors: {unexpected}"
 
 
@@ -194,21 +204,28 @@ async def test_buffering_proxy_streams_when_upstream_sends_x_accel_buffering_no(
 
 async def test_buffering_proxy_passes_method_path_query_headers_body_and_status_through(upstream, buffering):
     async with httpx.AsyncClient(timeout=10) as client:
-        direct = await client.post(f"{upstream[1].url}/echo/hi%20there?a=1&b=%C3%A9", content=b"payload",
-                                   headers={"X-Test": "42"})
-        proxied = await client.post(f"{buffering.url}/echo/hi%20there?a=1&b=%C3%A9", content=b"payload",
-                                    headers={"X-Test": "42"})
+        direct = await client.post(
+            f"{upstream[1].url}/echo/hi%20there?a=1&b=%C3%A9", content=b"payload", headers={"X-Test": "42"}
+        )
+        proxied = await client.post(
+            f"{buffering.url}/echo/hi%20there?a=1&b=%C3%A9", content=b"payload", headers={"X-Test": "42"}
+        )
     assert proxied.status_code == direct.status_code == 201
-    assert proxied.json() == direct.json() == {
-        "word": "hi there", "method": "POST", "query": "a=1&b=%C3%A9", "body": "payload", "x-test": "42"}
+    assert (
+        proxied.json()
+        == direct.json()
+        == {"word": "hi there", "method": "POST", "query": "a=1&b=%C3%A9", "body": "payload", "x-test": "42"}
+    )
     for name in ("content-type", "content-length", "x-upstream"):
         assert proxied.headers.get(name) == direct.headers.get(name), name
 
 
 async def test_buffering_proxy_passes_an_event_stream_content_type_and_body_unchanged(upstream, buffering):
     async with httpx.AsyncClient(timeout=10) as client:
-        direct, proxied = await asyncio.gather(client.get(f"{upstream[1].url}/events?tag={new_tag()}"),
-                                               client.get(f"{buffering.url}/events?tag={new_tag()}"))
+        direct, proxied = await asyncio.gather(
+            client.get(f"{upstream[1].url}/events?tag={new_tag()}"),
+            client.get(f"{buffering.url}/events?tag={new_tag()}"),
+        )
     assert proxied.status_code == 200
     assert proxied.headers["content-type"] == direct.headers["content-type"]
     assert proxied.content == direct.content
@@ -311,7 +328,7 @@ async def test_idle_proxy_closes_the_upstream_when_the_client_leaves(upstream, i
     tag = new_tag()
     async with httpx.AsyncClient(timeout=10) as client:
         async with client.stream("GET", f"{idle.url}/events?tag={tag}&n=-1") as response:
-            async for chunk in response.aiter_raw():
+            async for _chunk in response.aiter_raw():
                 break  # leave after the first event of an endless stream
     assert await asyncio.to_thread(up.finished[tag].wait, 3), "upstream generator never saw the disconnect"
 

@@ -8,8 +8,8 @@ what was already earned.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import nbformat
 from nbformat.v4 import new_code_cell
@@ -35,7 +35,9 @@ def _write(nb: nbformat.NotebookNode, folder: Path) -> Path:
 
 
 def _exercise_index(nb: nbformat.NotebookNode, exercise: str) -> int:
-    return next(i for i, c in enumerate(nb.cells) if c.get("metadata", {}).get("streamcourse", {}).get("exercise") == exercise)
+    return next(
+        i for i, c in enumerate(nb.cells) if c.get("metadata", {}).get("streamcourse", {}).get("exercise") == exercise
+    )
 
 
 def with_cell(source: str, after: str = "lab01.read_chunks", base: Path = SOLUTION) -> nbformat.NotebookNode:
@@ -52,6 +54,7 @@ def replace_exercise(exercise: str, source: str, base: Path = SOLUTION) -> nbfor
 
 
 # --------------------------------------------------------------------------- the makers: folder -> expected points
+
 
 def right(folder: Path) -> float:
     _write(_read(SOLUTION), folder)
@@ -130,12 +133,8 @@ def killed_during_a_check(folder: Path) -> float:
 
 
 def hangs_in_a_check(folder: Path) -> float:
-    """batched loops forever when the memory check asks for 4096-byte chunks; it is right otherwise."""
-    source = (
-        "def batched(rows, max_bytes):\n"
-        "    while max_bytes == 4096:\n"
-        "        pass\n"
-    ) + _BATCHED_BODY
+    """batched loops forever when the memory check asks for 64 KiB chunks; it is right otherwise."""
+    source = ("def batched(rows, max_bytes):\n    while max_bytes == 65536:\n        pass\n") + _BATCHED_BODY
     _write(replace_exercise("lab01.batched", source), folder)
     return 4.0 + 6.0 * 5 / 6  # the memory check times out; the other five pass
 
@@ -143,9 +142,10 @@ def hangs_in_a_check(folder: Path) -> float:
 def memory_bomb(folder: Path) -> float:
     source = "huge = bytearray(64 * 1024 ** 3)"
     nb = with_cell(source)
-    nb.cells.insert(_exercise_index(nb, "lab01.batched") + 1, new_code_cell(
-        "blocks = []\nwhile True:\n    blocks.append(bytearray(64 * 1024 ** 2))"
-    ))
+    nb.cells.insert(
+        _exercise_index(nb, "lab01.batched") + 1,
+        new_code_cell("blocks = []\nwhile True:\n    blocks.append(bytearray(64 * 1024 ** 2))"),
+    )
     _write(nb, folder)
     return FULL
 
@@ -153,7 +153,9 @@ def memory_bomb(folder: Path) -> float:
 def print_flood(folder: Path) -> float:
     nb = with_cell("import os\nfor i in range(200_000):\n    print('spam ' * 40)\nos.write(1, b'x' * 50_000_000)")
     index = _exercise_index(nb, "lab01.batched")
-    nb.cells[index].source = nb.cells[index].source.replace("    for row in rows:\n", "    for row in rows:\n        print(row * 50)\n")
+    nb.cells[index].source = nb.cells[index].source.replace(
+        "    for row in rows:\n", "    for row in rows:\n        print(row * 50)\n"
+    )
     _write(nb, folder)
     return FULL
 
@@ -203,10 +205,13 @@ def server_never_stopped(folder: Path) -> float:
         "from fastapi import FastAPI\nfrom streamcourse import serve\n"
         "left_running = serve(FastAPI(), name='never-stopped')"
     )
-    nb.cells.insert(_exercise_index(nb, "lab01.batched") + 1, new_code_cell(
-        "import http.server\n"
-        "http.server.HTTPServer(('127.0.0.1', 0), http.server.SimpleHTTPRequestHandler).serve_forever()"
-    ))
+    nb.cells.insert(
+        _exercise_index(nb, "lab01.batched") + 1,
+        new_code_cell(
+            "import http.server\n"
+            "http.server.HTTPServer(('127.0.0.1', 0), http.server.SimpleHTTPRequestHandler).serve_forever()"
+        ),
+    )
     _write(nb, folder)
     return FULL
 
@@ -215,7 +220,7 @@ def tamper(out_dir: Path) -> Callable[[Path], float]:
     """A blank lab that tries to rewrite the checks and the grades, forge results and patch pytest."""
 
     def make(folder: Path) -> float:
-        source = f'''
+        source = f"""
 import json, os, subprocess, sys
 from pathlib import Path
 for target in [Path({str(CHECK_FILE)!r}), Path({str(out_dir)!r}) / "grades.csv", Path({str(out_dir)!r}) / "grades.json"]:
@@ -236,7 +241,7 @@ import _pytest.reports
 _pytest.reports.BaseReport.passed = property(lambda self: True)
 _pytest.reports.BaseReport.failed = property(lambda self: False)
 sys.modules["test_lab01_generators"] = type(sys)("test_lab01_generators")
-'''
+"""
         _write(with_cell(source, base=BLANK), folder)
         return 0.0
 

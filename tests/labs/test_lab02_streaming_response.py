@@ -67,7 +67,7 @@ class Learner:
     def call(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return self.fn(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - reported by raise_errors() in the check
+        except Exception as exc:  # noqa: BLE001 - kept, and raised by raise_errors() in the check
             self.errors.append(exc)
             return Response("your function raised an exception", status_code=500)
 
@@ -77,7 +77,7 @@ class Learner:
             if asyncio.iscoroutine(result):
                 result = await result
             return result
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - kept, and raised by raise_errors() in the check
             self.errors.append(exc)
             return Response("your function raised an exception", status_code=500)
 
@@ -122,7 +122,7 @@ TRICKY_ROWS = [
     (4, "two\nlines", "has a newline"),
     (5, "café ☕", "not ASCII"),
     (6, "", "empty"),
-    (7, ' leading and trailing ', ",\"\n"),
+    (7, " leading and trailing ", ',"\n'),
 ]
 
 
@@ -223,7 +223,7 @@ async def test_download_headers_say_csv_attachment_with_the_filename(submission,
         f"Content-Disposition should start with 'attachment' so the browser downloads the file; got {disposition!r}"
     )
     assert re.search(r'filename="?report-2026\.csv"?', disposition), (
-        f"Content-Disposition should carry the filename you were given (filename=\"report-2026.csv\"); got {disposition!r}"
+        f'Content-Disposition should carry the filename you were given (filename="report-2026.csv"); got {disposition!r}'
     )
 
 
@@ -305,7 +305,9 @@ async def test_first_line_arrives_before_the_source_is_finished(submission, serv
             f"nothing arrived within {WAIT:g} s while the source still had items to give: yield each line "
             "as its item arrives (an async generator), do not collect them first"
         )
-        assert first.startswith(b"{") and b"plain" in first, f"the first line should be the first item; got {first[:80]!r}"
+        assert first.startswith(b"{") and b"plain" in first, (
+            f"the first line should be the first item; got {first[:80]!r}"
+        )
     finally:
         gate.open()
 
@@ -328,7 +330,9 @@ async def test_an_empty_source_gives_an_empty_body(submission, servers) -> None:
     server = start(servers, ndjson_app(lambda: items_from([]), learner), "ndjson")
     response = await fetch(f"{server.url}/items")
     expect_ok(response, learner)
-    assert response.content == b"", f"no items means no lines at all (not '[]' or a blank line); got {response.content!r}"
+    assert response.content == b"", (
+        f"no items means no lines at all (not '[]' or a blank line); got {response.content!r}"
+    )
 
 
 # --------------------------------------------------------------------------- proxy
@@ -401,7 +405,9 @@ async def test_status_and_content_type_are_passed_through(submission, servers) -
     assert got.headers.get("content-type") == "application/problem+json", (
         f"pass the upstream's Content-Type through (application/problem+json); got {got.headers.get('content-type')!r}"
     )
-    assert got.content == b'{"title": "no such report"}', f"the body should be the upstream's body; got {got.content[:80]!r}"
+    assert got.content == b'{"title": "no such report"}', (
+        f"the body should be the upstream's body; got {got.content[:80]!r}"
+    )
 
 
 @pytest.mark.exercise(PROXY)
@@ -454,7 +460,9 @@ async def test_the_upstream_is_closed_within_200_ms_of_the_client_leaving(submis
 
 
 @pytest.mark.exercise(PROXY)
-async def test_a_client_opened_for_the_request_is_closed_when_the_client_leaves(submission, servers, monkeypatch) -> None:
+async def test_a_client_opened_for_the_request_is_closed_when_the_client_leaves(
+    submission, servers, monkeypatch
+) -> None:
     """httpx closes the upstream CONNECTION itself when a read is cancelled; the AsyncClient is yours to close."""
     opened: list[httpx.AsyncClient] = []
     original = httpx.AsyncClient.__init__

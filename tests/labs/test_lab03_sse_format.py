@@ -37,7 +37,9 @@ COUNTDOWN = "lab03.countdown"
 Fields = tuple[str, str, str, "int | None"]
 
 # Deterministic and quick: the same examples for every learner, no database files written.
-PROPERTY = settings(max_examples=60, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+PROPERTY = settings(
+    max_examples=60, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
 
 
 # --------------------------------------------------------------------------- the yardstick
@@ -82,7 +84,9 @@ def fields(event: Any) -> Fields:
     try:
         return (event.event, event.data, event.id or "", event.retry)
     except AttributeError:
-        pytest.fail(f"each event must have .event, .data, .id and .retry (use the Event class); got {event!r}", pytrace=False)
+        pytest.fail(
+            f"each event must have .event, .data, .id and .retry (use the Event class); got {event!r}", pytrace=False
+        )
 
 
 def parse(submission: Any, chunks: Iterable[str], seconds: float = 5) -> list[Fields]:
@@ -97,7 +101,10 @@ def httpx_sse_parse(chunks: Iterable[bytes], content_type: str = "text/event-str
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, headers={"content-type": content_type}, content=iter(body))
 
-    with httpx.Client(transport=httpx.MockTransport(handler)) as client, client.stream("GET", "http://sse.test/") as response:
+    with (
+        httpx.Client(transport=httpx.MockTransport(handler)) as client,
+        client.stream("GET", "http://sse.test/") as response,
+    ):
         return [(e.event, e.data, e.id, e.retry) for e in EventSource(response).iter_sse()]
 
 
@@ -119,7 +126,9 @@ def fmt(submission: Any, *args: Any, **kwargs: Any) -> str:
 def test_an_event_is_its_fields_and_a_blank_line(submission) -> None:
     text = fmt(submission, "hello")
     assert text.endswith("\n\n"), f"an event ends with a blank line (\\n\\n) so the client dispatches it; got {text!r}"
-    assert reference_parse(text) == [("message", "hello", "", None)], f"format_event('hello') should be one event with data 'hello'; got {text!r}"
+    assert reference_parse(text) == [("message", "hello", "", None)], (
+        f"format_event('hello') should be one event with data 'hello'; got {text!r}"
+    )
 
 
 @pytest.mark.exercise(FORMAT)
@@ -183,14 +192,16 @@ def test_a_comment_is_ignored_by_clients(submission) -> None:
     for comment in ["keep-alive", "two\ndata: injected"]:
         text = fmt(submission, comment=comment)
         assert text.startswith(":"), f"a comment line starts with ':'; format_event(comment={comment!r}) wrote {text!r}"
-        assert reference_parse(text) == [], f"a comment must not dispatch any event, even when it has line breaks; you wrote {text!r}"
+        assert reference_parse(text) == [], (
+            f"a comment must not dispatch any event, even when it has line breaks; you wrote {text!r}"
+        )
 
 
 @pytest.mark.exercise(FORMAT)
 def test_a_line_break_in_event_or_id_raises_value_error(submission) -> None:
     for field, value in itertools.product(["event", "id"], ["a\nb", "a\rb", "a\r\nb"]):
         with pytest.raises(ValueError):
-            within(5, lambda: submission.format_event("x", **{field: value}), what="format_event")
+            within(5, lambda f=field, v=value: submission.format_event("x", **{f: v}), what="format_event")
             pytest.fail(
                 f"format_event('x', {field}={value!r}) should raise ValueError: a line break there would start "
                 "a new field (or end the event) on the wire",
@@ -202,14 +213,18 @@ def test_a_line_break_in_event_or_id_raises_value_error(submission) -> None:
 def test_a_nul_in_id_raises_value_error(submission) -> None:
     with pytest.raises(ValueError):
         within(5, lambda: submission.format_event("x", id="a\0b"), what="format_event")
-        pytest.fail("format_event('x', id='a\\0b') should raise ValueError: clients ignore an id containing NUL", pytrace=False)
+        pytest.fail(
+            "format_event('x', id='a\\0b') should raise ValueError: clients ignore an id containing NUL", pytrace=False
+        )
 
 
 @pytest.mark.exercise(FORMAT)
 def test_a_negative_retry_raises_value_error(submission) -> None:
     with pytest.raises(ValueError):
         within(5, lambda: submission.format_event("x", retry=-1), what="format_event")
-        pytest.fail("format_event('x', retry=-1) should raise ValueError: retry is only ASCII digits on the wire", pytrace=False)
+        pytest.fail(
+            "format_event('x', retry=-1) should raise ValueError: retry is only ASCII digits on the wire", pytrace=False
+        )
 
 
 @pytest.mark.exercise(FORMAT)
@@ -278,7 +293,9 @@ def test_httpx_sse_reads_what_format_event_writes(submission) -> None:
 @pytest.mark.exercise(PARSE)
 def test_a_simple_stream_gives_its_events(submission) -> None:
     got = parse(submission, ["data: hello\n\n", "event: greet\ndata: world\nid: 1\n\n"])
-    assert got == [("message", "hello", "", None), ("greet", "world", "1", None)], f"expected two events; got {show(got)}"
+    assert got == [("message", "hello", "", None), ("greet", "world", "1", None)], (
+        f"expected two events; got {show(got)}"
+    )
 
 
 @pytest.mark.exercise(PARSE)
@@ -343,9 +360,13 @@ def test_one_chunk_per_character_gives_the_same_events(submission) -> None:
 @pytest.mark.exercise(PARSE)
 def test_a_leading_bom_is_dropped_once(submission) -> None:
     got = parse(submission, ["\ufeffdata: a\n\n"])
-    assert got == [("message", "a", "", None)], f"one BOM (\\ufeff) at the start of the stream is not part of the first field; got {show(got)}"
+    assert got == [("message", "a", "", None)], (
+        f"one BOM (\\ufeff) at the start of the stream is not part of the first field; got {show(got)}"
+    )
     got = parse(submission, ["\ufeff\ufeffdata: a\n\ndata: b\n\n"])
-    assert got == [("message", "b", "", None)], f"only ONE leading BOM is dropped: a second one belongs to the field name; got {show(got)}"
+    assert got == [("message", "b", "", None)], (
+        f"only ONE leading BOM is dropped: a second one belongs to the field name; got {show(got)}"
+    )
 
 
 @pytest.mark.exercise(PARSE)
@@ -408,12 +429,25 @@ def test_the_last_event_id_carries_over(submission) -> None:
 @pytest.mark.exercise(PARSE)
 def test_an_id_containing_nul_is_ignored(submission) -> None:
     got = parse(submission, ["id: 1\ndata: a\n\nid: 2\0x\ndata: b\n\n"])
-    assert [e[2] for e in got] == ["1", "1"], f"an id field containing NUL is ignored (the previous id stays); got {show(got)}"
+    assert [e[2] for e in got] == ["1", "1"], (
+        f"an id field containing NUL is ignored (the previous id stays); got {show(got)}"
+    )
 
 
 @pytest.mark.exercise(PARSE)
 def test_retry_counts_only_when_it_is_ascii_digits(submission) -> None:
-    values = {"1000": 1000, "0": 0, "-5": None, "+5": None, " 5": None, "5 ": None, "1_000": None, "٣": None, "5s": None, "": None}
+    values = {
+        "1000": 1000,
+        "0": 0,
+        "-5": None,
+        "+5": None,
+        " 5": None,
+        "5 ": None,
+        "1_000": None,
+        "٣": None,
+        "5s": None,
+        "": None,
+    }
     stream = "".join(f"retry: {v}\ndata: x\n\n" for v in values)
     got = [e[3] for e in parse(submission, [stream])]
     assert got == list(values.values()), (
@@ -463,7 +497,9 @@ def first_events(submission: Any, source: EndlessChunks, n: int) -> list[Fields]
 def test_events_are_yielded_as_soon_as_they_arrive(submission) -> None:
     source = EndlessChunks((f"data: {i}\n\n" for i in itertools.count()), allowed=3)
     got = first_events(submission, source, 3)
-    assert [e[1] for e in got] == ["0", "1", "2"], f"expected the first three events of an endless stream; got {show(got)}"
+    assert [e[1] for e in got] == ["0", "1", "2"], (
+        f"expected the first three events of an endless stream; got {show(got)}"
+    )
 
 
 @pytest.mark.exercise(PARSE)
@@ -485,7 +521,9 @@ def spec_stream() -> st.SearchStrategy[str]:
         st.builds(lambda v: f"x-unknown:{v}", text),
         st.just("data"),
     )
-    block = st.builds(lambda d, rest: [d, *rest], st.builds(lambda v: f"data: {v}", text), st.lists(line, max_size=4)).flatmap(st.permutations)
+    block = st.builds(
+        lambda d, rest: [d, *rest], st.builds(lambda v: f"data: {v}", text), st.lists(line, max_size=4)
+    ).flatmap(st.permutations)
     eol = st.sampled_from(["\n", "\r", "\r\n"])
     return st.lists(st.tuples(block, eol), min_size=1, max_size=4).map(
         lambda blocks: "".join(e.join(lines) + e + e for lines, e in blocks)
@@ -498,10 +536,12 @@ def test_agrees_with_httpx_sse_where_httpx_sse_follows_the_spec(submission) -> N
     @given(stream=spec_stream(), cuts=st.lists(st.integers(0, 400), max_size=4))
     def agree(stream: str, cuts: list[int]) -> None:
         points = sorted({min(c, len(stream)) for c in cuts})
-        chunks = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)])]
+        chunks = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
         theirs = httpx_sse_parse([c.encode() for c in chunks])
         ours = [fields(e) for e in submission.parse_stream(iter(chunks))]
-        assert ours == theirs, f"on {chunks!r} httpx-sse (and the spec) give {show(theirs)}; parse_stream gave {show(ours)}"
+        assert ours == theirs, (
+            f"on {chunks!r} httpx-sse (and the spec) give {show(theirs)}; parse_stream gave {show(ours)}"
+        )
 
     within(5, agree.hypothesis.inner_test, "data: a\r\n\r\n", [3], what="parse_stream")  # fail fast
     within(30, agree, what="parse_stream")
@@ -509,7 +549,9 @@ def test_agrees_with_httpx_sse_where_httpx_sse_follows_the_spec(submission) -> N
 
 @pytest.mark.exercise(PARSE)
 def test_agrees_with_the_spec_on_any_stream(submission) -> None:
-    piece = st.sampled_from(["data", "event", "id", "retry", ":", " ", "1", "x", "é", "\0", "\ufeff", "\r", "\n", "\r\n", "\n\n"])
+    piece = st.sampled_from(
+        ["data", "event", "id", "retry", ":", " ", "1", "x", "é", "\0", "\ufeff", "\r", "\n", "\r\n", "\n\n"]
+    )
 
     @PROPERTY
     @given(pieces=st.lists(piece, max_size=40), cut=st.integers(0, 200))
@@ -541,10 +583,14 @@ EXPECTED_TICKS = [("tick", "3", "3"), ("tick", "2", "2"), ("tick", "1", "1")]
 def test_countdown_streams_ticks_then_done(countdown_url: str) -> None:
     with httpx.Client(timeout=10) as client:
         response = client.get(countdown_url, params={"start": 3, "interval": 0.05})
-    assert response.status_code == 200, f"GET /countdown?start=3 should answer 200, got {response.status_code}: {response.text[:200]}"
+    assert response.status_code == 200, (
+        f"GET /countdown?start=3 should answer 200, got {response.status_code}: {response.text[:200]}"
+    )
     events = reference_parse(response.content.decode("utf-8"))
     ticks = [(e, d, i) for e, d, i, _ in events[:-1]]
-    assert ticks == EXPECTED_TICKS, f"expected tick events 3, 2, 1 with ids 3, 2, 1 (event, data, id); got {show(events)}"
+    assert ticks == EXPECTED_TICKS, (
+        f"expected tick events 3, 2, 1 with ids 3, 2, 1 (event, data, id); got {show(events)}"
+    )
     assert events and events[-1][:2] == ("done", "liftoff"), (
         f"the last event should be 'done' with data liftoff (not \"liftoff\": use raw_data, FastAPI JSON-encodes data); got {show(events[-1:])}"
     )
@@ -552,7 +598,10 @@ def test_countdown_streams_ticks_then_done(countdown_url: str) -> None:
 
 @pytest.mark.exercise(COUNTDOWN)
 def test_httpx_sse_reads_the_countdown(countdown_url: str) -> None:
-    with httpx.Client(timeout=10) as client, connect_sse(client, "GET", countdown_url, params={"start": 2, "interval": 0.05}) as source:
+    with (
+        httpx.Client(timeout=10) as client,
+        connect_sse(client, "GET", countdown_url, params={"start": 2, "interval": 0.05}) as source,
+    ):
         status = source.response.status_code
         assert status == 200, f"GET /countdown?start=2 should answer 200, got {status}"
         # httpx-sse also reports blocks without data (the spec does not): leave those out
@@ -575,7 +624,9 @@ def test_caches_and_proxies_are_told_not_to_hold_events(countdown_url: str) -> N
     with httpx.Client(timeout=10) as client:
         response = client.get(countdown_url, params={"start": 1, "interval": 0})
     cache = response.headers.get("cache-control", "").lower()
-    assert "no-cache" in cache or "no-store" in cache, f"send Cache-Control: no-cache so no cache replays an old stream; got {cache!r}"
+    assert "no-cache" in cache or "no-store" in cache, (
+        f"send Cache-Control: no-cache so no cache replays an old stream; got {cache!r}"
+    )
     accel = response.headers.get("x-accel-buffering", "").lower()
     assert accel == "no", f"send X-Accel-Buffering: no so nginx does not buffer the events; got {accel!r}"
 

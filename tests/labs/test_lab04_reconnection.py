@@ -89,17 +89,23 @@ async def get(url: str, last_id: str | None = None) -> httpx.Response:
 async def test_a_new_client_gets_every_event_with_its_id(submission, start) -> None:
     log = log_of(submission, 20, step=5)
     response = await get(start(log))
-    assert response.status_code == 200, f"without Last-Event-ID the answer should be 200 with every event; got {response.status_code}"
+    assert response.status_code == 200, (
+        f"without Last-Event-ID the answer should be 200 with every event; got {response.status_code}"
+    )
     got = parse(response.text)
     assert got.data == [e.data for e in log], "without Last-Event-ID, send every event of the log, in order, each once"
-    assert got.ids == [str(e.id) for e in log], "give every event its own `id:` field (the log event's id) — without ids a client cannot resume"
+    assert got.ids == [str(e.id) for e in log], (
+        "give every event its own `id:` field (the log event's id) — without ids a client cannot resume"
+    )
 
 
 @pytest.mark.exercise(RESUMABLE)
 async def test_it_is_served_as_an_event_stream(submission, start) -> None:
     response = await get(start(log_of(submission, 3)))
     kind = response.headers.get("content-type", "")
-    assert kind.startswith("text/event-stream"), f"serve the events as text/event-stream (EventSource refuses anything else); got {kind!r}"
+    assert kind.startswith("text/event-stream"), (
+        f"serve the events as text/event-stream (EventSource refuses anything else); got {kind!r}"
+    )
 
 
 @pytest.mark.exercise(RESUMABLE)
@@ -137,7 +143,9 @@ async def test_random_drops_and_reconnects_deliver_every_event_exactly_once(subm
             async with client.stream("GET", url, headers=headers) as response:
                 if response.status_code == 204:
                     break
-                assert response.status_code == 200, f"a reconnect with Last-Event-ID: {last_id} got status {response.status_code}"
+                assert response.status_code == 200, (
+                    f"a reconnect with Last-Event-ID: {last_id} got status {response.status_code}"
+                )
                 async for chunk in response.aiter_raw():
                     body += chunk
                     if len(body) >= cut:
@@ -191,7 +199,9 @@ async def test_an_id_from_the_future_gets_204_not_a_replay(submission, start) ->
 @pytest.mark.parametrize("garbage", ["abc", "-3", "1.5", "7; DROP TABLE"])
 async def test_a_garbage_id_gets_400_not_a_crash_or_replay(submission, start, garbage: str) -> None:
     response = await get(start(log_of(submission, 10)), last_id=garbage)
-    assert response.status_code != 500, f"Last-Event-ID: {garbage!r} crashed the server (500): check the header before using it"
+    assert response.status_code != 500, (
+        f"Last-Event-ID: {garbage!r} crashed the server (500): check the header before using it"
+    )
     assert response.status_code == 400, (
         f"Last-Event-ID: {garbage!r} is not an id this server sends: answer 400 Bad Request (not a replay); "
         f"got {response.status_code}"

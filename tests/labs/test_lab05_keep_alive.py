@@ -52,7 +52,9 @@ class Source:
             self.closed_at = time.monotonic()
 
 
-async def collect(submission, source: AsyncIterator[str], interval: float = INTERVAL, limit: float = 10) -> list[tuple[float, str]]:
+async def collect(
+    submission, source: AsyncIterator[str], interval: float = INTERVAL, limit: float = 10
+) -> list[tuple[float, str]]:
     """Everything the wrapper yields, with its time since the start (bounded: never hangs)."""
     start = time.monotonic()
     out: list[tuple[float, str]] = []
@@ -61,12 +63,17 @@ async def collect(submission, source: AsyncIterator[str], interval: float = INTE
         async for piece in await wrap(submission, source, interval):
             out.append((time.monotonic() - start, piece))
             if len(out) > 500:
-                raise AssertionError("with_keepalive yielded more than 500 pieces for a handful of items: far too many pings")
+                raise AssertionError(
+                    "with_keepalive yielded more than 500 pieces for a handful of items: far too many pings"
+                )
 
     try:
         await asyncio.wait_for(drain(), limit)
     except TimeoutError:
-        pytest.fail(f"with_keepalive did not finish within {limit} s after its source ended: stop when the source stops", pytrace=False)
+        pytest.fail(
+            f"with_keepalive did not finish within {limit} s after its source ended: stop when the source stops",
+            pytrace=False,
+        )
     return out
 
 
@@ -94,7 +101,9 @@ async def test_pings_fill_a_silence_once_per_interval(submission) -> None:
         f"in 5.5 intervals of silence expect a ping after each interval (about 5); got {len(pings)}: "
         "wait for the next item with a timeout, and ping each time the timeout passes"
     )
-    assert pings[0] >= 0.8 * INTERVAL, f"the first ping came {pings[0]:.3f} s after the first item: ping only after `interval` of silence"
+    assert pings[0] >= 0.8 * INTERVAL, (
+        f"the first ping came {pings[0]:.3f} s after the first item: ping only after `interval` of silence"
+    )
 
 
 @pytest.mark.exercise(KEEPALIVE)
@@ -144,7 +153,9 @@ async def test_closing_the_wrapper_closes_the_source_within_100_ms(submission) -
         "after with_keepalive(...).aclose() the source was still open: in a `finally`, cancel the pending task "
         "and close the source — a server closes your generator when the client leaves"
     )
-    assert source.closed_at - closed <= 0.1 + 0.05, f"the source closed {source.closed_at - closed:.3f} s after the wrapper: expected within 100 ms"
+    assert source.closed_at - closed <= 0.1 + 0.05, (
+        f"the source closed {source.closed_at - closed:.3f} s after the wrapper: expected within 100 ms"
+    )
 
 
 @pytest.mark.exercise(KEEPALIVE)
@@ -175,7 +186,10 @@ async def test_an_endpoint_using_it_survives_an_idle_cutting_proxy(submission) -
             try:
                 response = await asyncio.wait_for(client.get(proxy.url + "/kept"), 10)
             except httpx.RemoteProtocolError:
-                pytest.fail("behind a proxy that cuts after 0.4 s of silence the stream was cut: ping every `interval` of silence", pytrace=False)
+                pytest.fail(
+                    "behind a proxy that cuts after 0.4 s of silence the stream was cut: ping every `interval` of silence",
+                    pytrace=False,
+                )
         body = response.text
         assert "data: 0\n\n" in body and "data: 1\n\n" in body, f"both events should pass the proxy; got {body!r}"
     finally:

@@ -13,7 +13,15 @@ import json
 import pytest
 
 from streamcourse import llm
-from streamcourse.checkkit import Model, Reply, read_events, require_http_error_before_stream, require_stream, start_model, unique_prompt
+from streamcourse.checkkit import (
+    Model,
+    Reply,
+    read_events,
+    require_http_error_before_stream,
+    require_stream,
+    start_model,
+    unique_prompt,
+)
 from streamcourse.server import serve
 
 RELAY = "lab06.relay_tokens"
@@ -28,7 +36,9 @@ def relay(submission, servers) -> tuple[str, Model]:
     return learner.url, model
 
 
-async def post_chat(url: str, model: str = llm.MODEL, prompt: str = "Tell me about streams", timeout: float = 10.0) -> tuple[Reply, str]:
+async def post_chat(
+    url: str, model: str = llm.MODEL, prompt: str = "Tell me about streams", timeout: float = 10.0
+) -> tuple[Reply, str]:
     """POST /chat with a prompt no other request uses; returns the reply and that prompt."""
     prompt = unique_prompt(prompt)
     return await read_events(f"{url}/chat", {"prompt": prompt, "model": model}, timeout=timeout, read_timeout=5), prompt
@@ -72,7 +82,9 @@ async def test_the_stream_ends_with_one_done_event_carrying_usage(relay) -> None
     try:
         usage = json.loads(reply.events[-1][1])["usage"]
     except (ValueError, KeyError, TypeError):
-        pytest.fail(f'the done event\'s data must be JSON like {{"usage": {{...}}}}; got {reply.events[-1][1]!r}', pytrace=False)
+        pytest.fail(
+            f'the done event\'s data must be JSON like {{"usage": {{...}}}}; got {reply.events[-1][1]!r}', pytrace=False
+        )
     gen = model.generation(prompt)
     assert isinstance(usage, dict) and usage.get("completion_tokens") == gen.tokens_sent, (
         f"done should carry the model's usage (completion_tokens={gen.tokens_sent}); got {usage!r} — "
@@ -114,10 +126,17 @@ async def test_a_failure_mid_stream_becomes_an_error_event_and_a_clean_end(relay
         "send an error event and end the stream normally"
     )
     names = [name for name, _, _ in reply.events]
-    assert names[:3] == ["token"] * 3, f"the model sent 3 tokens before failing: expected 3 token events first; got {names}"
-    assert names[-1] == "error" and "done" not in names, f"expected the stream to end with one error event (no done); got {names}"
+    assert names[:3] == ["token"] * 3, (
+        f"the model sent 3 tokens before failing: expected 3 token events first; got {names}"
+    )
+    assert names[-1] == "error" and "done" not in names, (
+        f"expected the stream to end with one error event (no done); got {names}"
+    )
     try:
         message = json.loads(reply.events[-1][1])["message"]
     except (ValueError, KeyError, TypeError):
-        pytest.fail(f'the error event\'s data must be JSON like {{"message": "..."}}; got {reply.events[-1][1]!r}', pytrace=False)
+        pytest.fail(
+            f'the error event\'s data must be JSON like {{"message": "..."}}; got {reply.events[-1][1]!r}',
+            pytrace=False,
+        )
     assert isinstance(message, str) and message, "the error event's message should say what went wrong"

@@ -38,11 +38,11 @@ async def endless(first: list[bytes]) -> AsyncIterator[bytes]:
 def splits(data: bytes, n: int) -> list[list[bytes]]:
     """Every way to cut ``data`` into two pieces, plus ``n`` random cuts into many pieces."""
     ways = [[data[:i], data[i:]] for i in range(len(data) + 1)]
-    ways.append([data[i:i + 1] for i in range(len(data))])  # one byte at a time
+    ways.append([data[i : i + 1] for i in range(len(data))])  # one byte at a time
     rng = random.Random(7)
     for _ in range(n):
         cuts = sorted(rng.sample(range(1, len(data)), rng.randint(2, 8)))
-        ways.append([data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])])
+        ways.append([data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)])
     return ways
 
 
@@ -165,7 +165,7 @@ async def test_lines_come_out_while_the_input_is_still_open(submission) -> None:
 
 
 def expected_chunks(data: bytes, size: int) -> list[bytes]:
-    return [data[i:i + size] for i in range(0, len(data), size)]
+    return [data[i : i + size] for i in range(0, len(data), size)]
 
 
 BINARY = bytes(range(256)) * 9 + "café 💡".encode()  # 2,313 bytes, cuts fall inside characters too
@@ -173,7 +173,7 @@ BINARY = bytes(range(256)) * 9 + "café 💡".encode()  # 2,313 bytes, cuts fall
 
 @pytest.mark.exercise(RECHUNK)
 async def test_chunks_have_the_asked_size_and_join_to_the_input(submission) -> None:
-    parts = [BINARY[i:i + 37] for i in range(0, len(BINARY), 37)]
+    parts = [BINARY[i : i + 37] for i in range(0, len(BINARY), 37)]
     got = await run(submission.rechunk(source(parts), 100), "rechunk")
     assert all(isinstance(c, bytes) for c in got), "yield bytes, not text: do not decode"
     assert b"".join(got) == BINARY, "joined together, the chunks must equal the input bytes, in order"

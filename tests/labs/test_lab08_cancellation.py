@@ -52,7 +52,9 @@ async def read_then_leave(url: str, tokens: int, model: str = llm.MODEL, linger:
         nonlocal got
         async with httpx.AsyncClient(timeout=5) as http:
             async with aconnect_sse(http, "POST", f"{url}/chat", json={"prompt": prompt, "model": model}) as source:
-                assert source.response.status_code == 200, f"expected a 200 event stream, got {source.response.status_code}"
+                assert source.response.status_code == 200, (
+                    f"expected a 200 event stream, got {source.response.status_code}"
+                )
                 async for event in source.aiter_sse():
                     if event.event == "token":
                         got += 1
@@ -176,7 +178,9 @@ async def test_cancelling_by_id_ends_the_stream_with_a_cancelled_event_and_stops
         try:
             await asyncio.wait_for(anext(events), 3)  # one token
             answer = await http.post(f"{url}/chat/{generation_id}/cancel")
-            assert answer.status_code == 200, f"cancelling a running generation should answer 200; got {answer.status_code} {answer.text}"
+            assert answer.status_code == 200, (
+                f"cancelling a running generation should answer 200; got {answer.status_code} {answer.text}"
+            )
             cancelled_at = time.monotonic()
             rest = await asyncio.wait_for(_names(events), 2)
         except TimeoutError:
@@ -200,7 +204,9 @@ async def test_an_unknown_id_gets_a_404_that_names_it(named) -> None:
     url, _, _ = named
     async with httpx.AsyncClient(timeout=5) as http:
         answer = await http.post(f"{url}/chat/no-such-generation/cancel")
-    assert answer.status_code == 404, f"cancelling an id that is not running should answer 404; got {answer.status_code}"
+    assert answer.status_code == 404, (
+        f"cancelling an id that is not running should answer 404; got {answer.status_code}"
+    )
     assert "no-such-generation" in answer.text, f"the 404 should name the id it did not find; got {answer.text!r}"
 
 
@@ -215,7 +221,9 @@ async def test_a_finished_generation_can_no_longer_be_cancelled(named) -> None:
             await ctx.__aexit__(None, None, None)
         assert names and names[-1] == "done", f"a full stream should end with done; got {names[-2:]}"
         answer = await http.post(f"{url}/chat/{generation_id}/cancel")
-    assert answer.status_code == 404, f"a generation that has finished is not running: expected 404, got {answer.status_code}"
+    assert answer.status_code == 404, (
+        f"a generation that has finished is not running: expected 404, got {answer.status_code}"
+    )
 
 
 @pytest.mark.exercise(CANCEL)
@@ -228,7 +236,9 @@ async def test_the_registry_is_empty_after_100_mixed_generations(named) -> None:
         async with limit:
             if kind == "rate limited":
                 answer = await http.post(f"{url}/chat", json={"prompt": "x", "model": "fault-429"})
-                assert answer.status_code >= 400, f"a rate-limited model should give an HTTP error, got {answer.status_code}"
+                assert answer.status_code >= 400, (
+                    f"a rate-limited model should give an HTTP error, got {answer.status_code}"
+                )
             else:
                 model = "fault-midstream" if kind == "failed" else llm.MODEL
                 ctx, events, generation_id = await open_named(http, url, model)

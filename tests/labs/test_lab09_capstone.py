@@ -38,6 +38,8 @@ from streamcourse.proxies import idle_cutting_proxy
 from streamcourse.server import serve
 
 CHAT = "lab09.chat_stream"
+
+
 def ask(**extra: Any) -> dict[str, Any]:
     """A request body with a prompt no other request uses (so the check finds its own generation)."""
     return {"messages": [{"role": "user", "content": unique_prompt()}], **extra}
@@ -57,19 +59,28 @@ def stack(submission, servers) -> Callable[..., Stack]:
     """Start a model with the given pacing and the learner's app in front of it."""
 
     def start(*, ping_interval: float = 15.0, **pacing: Any) -> Stack:
-        model = start_model(servers, "lab09-check-llm", **{"ttft": 0.02, "token_interval": 0.02, "length": 12, **pacing})
-        app = serve(submission.make_app(model.client(), ping_interval=ping_interval), name=f"lab09-check-app-{len(servers)}")
+        model = start_model(
+            servers, "lab09-check-llm", **{"ttft": 0.02, "token_interval": 0.02, "length": 12, **pacing}
+        )
+        app = serve(
+            submission.make_app(model.client(), ping_interval=ping_interval), name=f"lab09-check-app-{len(servers)}"
+        )
         servers.append(app)
         return Stack(app.url, model)
 
     return start
 
 
-async def chat(url: str, body: dict[str, Any] | None = None, *, stop: Stop | None = None, timeout: float = 8.0) -> Reply:
+async def chat(
+    url: str, body: dict[str, Any] | None = None, *, stop: Stop | None = None, timeout: float = 8.0
+) -> Reply:
     """POST /chat and read its events with httpx-sse until the stream ends (or ``stop`` says hang up)."""
     body = ask() if body is None else body
     reply = await read_events(
-        f"{url}/chat", body, stop=stop, timeout=timeout,
+        f"{url}/chat",
+        body,
+        stop=stop,
+        timeout=timeout,
         hint="is the body declared as a parameter, and does the stream end after done/error?",
     )
     messages = body.get("messages") or [{}]
@@ -115,7 +126,9 @@ async def test_a_chat_streams_start_then_tokens_then_one_done_with_usage(stack) 
         f"expected exactly one done event, last; the stream ended with {names[-3:]} — if it stopped early, does your "
         "code index chunk.choices[0]? The usage chunk at the end has an EMPTY choices list: loop over chunk.choices"
     )
-    assert set(names[1:-1]) == {"token"}, f"expected only token events between start and done; got {sorted(set(names[1:-1]))}"
+    assert set(names[1:-1]) == {"token"}, (
+        f"expected only token events between start and done; got {sorted(set(names[1:-1]))}"
+    )
     done = reply.payload(-1, "usage", "finish_reason")
     gen = s.generation(reply)
     usage = done["usage"]
@@ -126,7 +139,9 @@ async def test_a_chat_streams_start_then_tokens_then_one_done_with_usage(stack) 
     assert usage.get("prompt_tokens") and usage.get("total_tokens") == usage["prompt_tokens"] + gen.tokens_sent, (
         f"usage should have prompt_tokens and total_tokens as the model sent them; got {usage!r}"
     )
-    assert done["finish_reason"] == "stop", f"a reply that ran to its end has finish_reason 'stop'; got {done['finish_reason']!r}"
+    assert done["finish_reason"] == "stop", (
+        f"a reply that ran to its end has finish_reason 'stop'; got {done['finish_reason']!r}"
+    )
 
 
 @pytest.mark.exercise(CHAT)
@@ -153,11 +168,15 @@ async def test_the_stream_has_no_cache_and_no_proxy_buffering_headers(stack) -> 
 
 
 @pytest.mark.exercise(CHAT)
-@pytest.mark.parametrize("body", [
-    {"messages": []},
-    {"messages": [{"role": "robot", "content": "hi"}]},
-    {"prompt": "no messages at all"},
-], ids=["empty_messages", "unknown_role", "no_messages"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"messages": []},
+        {"messages": [{"role": "robot", "content": "hi"}]},
+        {"prompt": "no messages at all"},
+    ],
+    ids=["empty_messages", "unknown_role", "no_messages"],
+)
 async def test_an_invalid_body_is_refused_with_422_before_any_stream(stack, body) -> None:
     s = stack()
     reply = await chat(s.url, body, timeout=5)
@@ -185,11 +204,19 @@ async def test_a_failure_mid_stream_becomes_one_error_event_and_a_clean_end(stac
         "send an error event and end the stream normally"
     )
     names = reply.names
-    assert names[:4] == ["start"] + ["token"] * 3, f"the model sent 3 tokens before failing: expected start and 3 tokens first; got {names}"
-    assert names[-1] == "error" and "done" not in names, f"expected the stream to end with one error event (no done); got {names}"
+    assert names[:4] == ["start"] + ["token"] * 3, (
+        f"the model sent 3 tokens before failing: expected start and 3 tokens first; got {names}"
+    )
+    assert names[-1] == "error" and "done" not in names, (
+        f"expected the stream to end with one error event (no done); got {names}"
+    )
     error = reply.payload(-1, "message", "code")
-    assert isinstance(error["message"], str) and error["message"], "the error event's message should say what went wrong"
-    assert error["code"] == "server_error", f"the error event's code should be the model's error code 'server_error'; got {error['code']!r}"
+    assert isinstance(error["message"], str) and error["message"], (
+        "the error event's message should say what went wrong"
+    )
+    assert error["code"] == "server_error", (
+        f"the error event's code should be the model's error code 'server_error'; got {error['code']!r}"
+    )
 
 
 # --------------------------------------------------------------------------- keep-alive
@@ -203,7 +230,9 @@ async def read_raw(url: str, body: dict[str, Any], seconds: float) -> tuple[list
     async def read() -> None:
         nonlocal ended
         async with httpx.AsyncClient(timeout=5) as http:
-            async with http.stream("POST", f"{url}/chat", json=body, headers={"Accept": "text/event-stream"}) as response:
+            async with http.stream(
+                "POST", f"{url}/chat", json=body, headers={"Accept": "text/event-stream"}
+            ) as response:
                 async for line in response.aiter_lines():
                     lines.append((line, time.monotonic()))
         ended = "the stream ended"
@@ -230,7 +259,7 @@ async def test_a_silent_model_gets_a_ping_comment_every_interval(stack) -> None:
         f"expected a comment line (': ping') every {interval:g} s while the model was silent; got {len(pings)} in "
         f"{1.2 - (tokens[-1] - lines[0][1]):.1f} s of silence — wait on the pending read with a timeout, and ping when it runs out"
     )
-    gaps = [b - a for a, b in zip([tokens[-1]] + pings, pings)]
+    gaps = [b - a for a, b in zip([tokens[-1]] + pings, pings, strict=False)]
     typical = statistics.median(gaps)
     assert interval * 0.5 <= typical <= interval * 2.5, (
         f"pings should come about every ping_interval={interval:g} s of silence; the typical gap was {typical:.2f} s"
@@ -264,7 +293,9 @@ async def test_tokens_slower_than_the_ping_interval_are_all_delivered(stack) -> 
         f"model's reply {gen.text!r} (model finished: {gen.finished}) — asyncio.wait_for(anext(...)) cancels the "
         "pending read, and with it the upstream, at the first ping: wait on a task with asyncio.wait instead"
     )
-    assert reply.names[-1:] == ["done"], f"after the last slow token a done event should follow; the stream ended with {reply.names[-2:]}"
+    assert reply.names[-1:] == ["done"], (
+        f"after the last slow token a done event should follow; the stream ended with {reply.names[-2:]}"
+    )
 
 
 # --------------------------------------------------------------------------- cancellation
@@ -283,7 +314,9 @@ async def test_a_client_that_leaves_closes_the_model_stream(stack) -> None:
         "cancel the pending read and close the upstream in finally"
     )
     late = sum(1 for t in gen.token_times if t > reply.left_at)
-    assert late <= 2, f"the model made {late} tokens after the client had left (at most 2 expected): close the upstream at once"
+    assert late <= 2, (
+        f"the model made {late} tokens after the client had left (at most 2 expected): close the upstream at once"
+    )
     delay = gen.closed_at - reply.left_at
     assert delay < 1.0, f"the model's stream closed {delay:.2f} s after the client left; it should be at once (< 1 s)"
 
@@ -303,7 +336,9 @@ async def test_the_cancel_endpoint_stops_a_running_generation(stack) -> None:
     require_stream(reply)
     assert cancelled, f"expected 2 token events before cancelling; got {reply.names}"
     answer: httpx.Response = cancelled["response"]
-    assert answer.is_success, f"POST /chat/<id>/cancel for a running generation should succeed; got {answer.status_code} {answer.text[:200]!r}"
+    assert answer.is_success, (
+        f"POST /chat/<id>/cancel for a running generation should succeed; got {answer.status_code} {answer.text[:200]!r}"
+    )
     assert not reply.broken, f"after a cancel the stream should end cleanly; it broke ({reply.broken})"
     assert reply.names[-1] == "done" and reply.payload(-1, "finish_reason")["finish_reason"] == "cancelled", (
         f"a cancelled stream should end with a done event whose finish_reason is 'cancelled'; got {reply.events[-1][:2]}"
@@ -311,7 +346,9 @@ async def test_the_cancel_endpoint_stops_a_running_generation(stack) -> None:
     gen = s.generation(reply)
     assert await gen.wait_closed_async(2.0) and not gen.finished, "after a cancel the model's stream should be closed"
     late = sum(1 for t in gen.token_times if t > cancelled["at"])
-    assert late <= 2, f"the model made {late} tokens after the cancel (at most 2 expected): close the upstream when stopping"
+    assert late <= 2, (
+        f"the model made {late} tokens after the cancel (at most 2 expected): close the upstream when stopping"
+    )
 
 
 @pytest.mark.exercise(CHAT)
@@ -356,7 +393,9 @@ async def test_the_page_has_a_stop_button_and_streams_with_fetch_and_abort_contr
         f"GET / should answer 200 with an HTML page; got {response.status_code} {response.headers.get('content-type')!r}"
     )
     page = response.text
-    assert re.search(r"<button[^>]*>\s*Stop\s*</button>", page, re.IGNORECASE), "the page should have a <button> labelled Stop"
+    assert re.search(r"<button[^>]*>\s*Stop\s*</button>", page, re.IGNORECASE), (
+        "the page should have a <button> labelled Stop"
+    )
     assert "fetch(" in page and "AbortController" in page, (
         "the page should POST with fetch() and stop with an AbortController (controller.abort() on Stop)"
     )

@@ -1,5 +1,7 @@
 # Keeps every chunk it ever made in a list "for later": the output is right, the memory is not flat.
 _seen = []
+
+
 def batched(rows, max_bytes):
     chunk, size = "", 0
     for row in rows:

@@ -4,4 +4,4 @@ def read_chunks(path, size=65536):
     with open(path, "rb") as f:
         data = f.read()
     for start in range(0, len(data), size):
-        yield data[start:start + size]
+        yield data[start : start + size]

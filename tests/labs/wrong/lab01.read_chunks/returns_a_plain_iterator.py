@@ -2,6 +2,7 @@
 # so the file stays open until garbage collection.
 from functools import partial
 
+
 def read_chunks(path, size=65536):
     f = open(path, "rb")
     return iter(partial(f.read, size), b"")

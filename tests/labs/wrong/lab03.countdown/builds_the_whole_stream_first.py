@@ -16,4 +16,6 @@ async def countdown(start: Annotated[int, Query(ge=1, le=100)], interval: float 
         body += f"event: tick\nid: {n}\ndata: {n}\n\n"
         await asyncio.sleep(interval)
     body += "event: done\ndata: liftoff\n\n"
-    return Response(body, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return Response(
+        body, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )

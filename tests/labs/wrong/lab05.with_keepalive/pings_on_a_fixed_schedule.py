@@ -18,7 +18,7 @@ async def with_keepalive(source, interval, ping=": ping\n\n"):
         await queue.put(None)
 
     ping_task = asyncio.create_task(send_pings())
-    data_task = asyncio.create_task(send_data())  # noqa: F841 - never cancelled: that is the bug
+    data_task = asyncio.create_task(send_data())
     while True:
         item = await queue.get()
         if item is None:

@@ -8,12 +8,15 @@ def relay_tokens(client):
     app = FastAPI()
 
     @app.post("/chat", response_class=EventSourceResponse)
-    async def chat(body: ChatRequest):  # noqa: F821 - defined by the lab notebook
+    async def chat(body: ChatRequest):
         usage = None
         try:
             stream = await client.chat.completions.create(
-                model=body.model, messages=[{"role": "user", "content": body.prompt}],
-                stream=True, stream_options={"include_usage": True})
+                model=body.model,
+                messages=[{"role": "user", "content": body.prompt}],
+                stream=True,
+                stream_options={"include_usage": True},
+            )
             async with stream:
                 async for chunk in stream:
                     if chunk.usage is not None:

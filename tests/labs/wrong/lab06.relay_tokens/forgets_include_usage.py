@@ -9,10 +9,11 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 def relay_tokens(client):
     app = FastAPI()
 
-    async def open_upstream(body: ChatRequest):  # noqa: F821 - defined by the lab notebook
+    async def open_upstream(body: ChatRequest):
         try:
             return await client.chat.completions.create(
-                model=body.model, messages=[{"role": "user", "content": body.prompt}], stream=True)
+                model=body.model, messages=[{"role": "user", "content": body.prompt}], stream=True
+            )
         except openai.RateLimitError as exc:
             raise HTTPException(429, exc.message) from exc
         except openai.APIError as exc:

@@ -2,4 +2,4 @@
 async def rechunk(chunks, size):
     data = b"".join([chunk async for chunk in chunks])
     for i in range(0, len(data), size):
-        yield data[i:i + size]
+        yield data[i : i + size]

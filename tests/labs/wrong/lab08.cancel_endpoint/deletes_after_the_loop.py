@@ -13,7 +13,7 @@ def cancel_endpoint(client):
     app = FastAPI()
     app.state.running = {}
     running = app.state.running
-    open_upstream = upstream_opener(client)  # noqa: F821 - defined by the lab notebook
+    open_upstream = upstream_opener(client)
 
     @app.post("/chat", response_class=EventSourceResponse)
     async def chat(stream: Annotated[object, Depends(open_upstream)]):
@@ -26,7 +26,7 @@ def cancel_endpoint(client):
                     await stream.close()
                     yield ServerSentEvent(event="cancelled", data={"id": generation_id})
                     return
-                for text in token_texts(chunk):  # noqa: F821
+                for text in token_texts(chunk):
                     yield ServerSentEvent(event="token", data={"text": text})
         except openai.APIError as exc:
             yield ServerSentEvent(event="error", data={"message": exc.message})

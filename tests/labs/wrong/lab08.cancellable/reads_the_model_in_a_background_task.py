@@ -11,7 +11,7 @@ def cancellable(client):
     app = FastAPI()
     app.state.billed = []
     app.state.tasks = set()
-    open_upstream = upstream_opener(client)  # noqa: F821 - defined by the lab notebook
+    open_upstream = upstream_opener(client)
 
     @app.post("/chat", response_class=EventSourceResponse)
     async def chat(stream: Annotated[object, Depends(open_upstream)]):
@@ -19,7 +19,7 @@ def cancellable(client):
 
         async def pump() -> None:
             async for chunk in stream:
-                for text in token_texts(chunk):  # noqa: F821
+                for text in token_texts(chunk):
                     await queue.put(text)
             await queue.put(None)
 

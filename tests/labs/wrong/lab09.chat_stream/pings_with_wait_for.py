@@ -13,8 +13,11 @@ def make_app(client: AsyncOpenAI, *, ping_interval: float = 15.0) -> FastAPI:
     async def open_upstream(body: ChatRequest) -> AsyncIterator[AsyncStream[ChatCompletionChunk]]:
         try:
             stream = await client.chat.completions.create(
-                model=body.model, messages=[m.model_dump() for m in body.messages],
-                stream=True, stream_options={"include_usage": True})
+                model=body.model,
+                messages=[m.model_dump() for m in body.messages],
+                stream=True,
+                stream_options={"include_usage": True},
+            )
         except openai.RateLimitError as exc:
             raise HTTPException(429, exc.message) from exc
         except openai.APIError as exc:
@@ -27,7 +30,9 @@ def make_app(client: AsyncOpenAI, *, ping_interval: float = 15.0) -> FastAPI:
         return PAGE
 
     @app.post("/chat", response_class=EventSourceResponse)
-    async def chat(upstream: Annotated[AsyncStream[ChatCompletionChunk], Depends(open_upstream)]) -> AsyncIterator[ServerSentEvent]:
+    async def chat(
+        upstream: Annotated[AsyncStream[ChatCompletionChunk], Depends(open_upstream)],
+    ) -> AsyncIterator[ServerSentEvent]:
         generation = uuid.uuid4().hex
         stop = asyncio.Event()
         running[generation] = stop

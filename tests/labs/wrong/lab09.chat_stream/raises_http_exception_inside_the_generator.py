@@ -18,8 +18,11 @@ def make_app(client: AsyncOpenAI, *, ping_interval: float = 15.0) -> FastAPI:
     async def chat(body: ChatRequest) -> AsyncIterator[ServerSentEvent]:
         try:
             upstream = await client.chat.completions.create(
-                model=body.model, messages=[m.model_dump() for m in body.messages],
-                stream=True, stream_options={"include_usage": True})
+                model=body.model,
+                messages=[m.model_dump() for m in body.messages],
+                stream=True,
+                stream_options={"include_usage": True},
+            )
         except openai.RateLimitError as exc:
             raise HTTPException(429, exc.message) from exc  # too late: the status line has gone out
         generation = uuid.uuid4().hex
@@ -34,7 +37,9 @@ def make_app(client: AsyncOpenAI, *, ping_interval: float = 15.0) -> FastAPI:
             while True:
                 if pending is None:
                     pending = asyncio.ensure_future(anext(chunks, None))
-                ready, _ = await asyncio.wait({pending, stopping}, timeout=ping_interval, return_when=asyncio.FIRST_COMPLETED)
+                ready, _ = await asyncio.wait(
+                    {pending, stopping}, timeout=ping_interval, return_when=asyncio.FIRST_COMPLETED
+                )
                 if stopping in ready:
                     finish = "cancelled"
                     break

@@ -28,8 +28,11 @@ def make_app(client: AsyncOpenAI, *, ping_interval: float = 15.0) -> FastAPI:
             try:
                 yield sse("start", {"id": generation})
                 stream = await client.chat.completions.create(
-                    model=body.model, messages=[m.model_dump() for m in body.messages],
-                    stream=True, stream_options={"include_usage": True})
+                    model=body.model,
+                    messages=[m.model_dump() for m in body.messages],
+                    stream=True,
+                    stream_options={"include_usage": True},
+                )
                 usage = None
                 async with stream:
                     async for chunk in stream:
