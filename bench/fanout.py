@@ -170,8 +170,13 @@ def listeners_main(plan: Plan, pipe: Any) -> None:
         for x in listeners:
             x.close()
         expected = list(range(plan.events))
-        return Delivery(plan.clients, plan.events, seconds, [d for x in listeners for d in x.delays],
-                        sum(x.numbers == expected for x in listeners))
+        return Delivery(
+            plan.clients,
+            plan.events,
+            seconds,
+            [d for x in listeners for d in x.delays],
+            sum(x.numbers == expected for x in listeners),
+        )
 
     pipe.send(asyncio.run(run()))
 
@@ -191,7 +196,9 @@ class Run:
 
 async def deliver(urls: list[str], clients: int, events: int, publish: Callable[[str], Awaitable[object]]) -> Run:
     parent, child = multiprocessing.get_context("spawn").Pipe()
-    process = multiprocessing.get_context("spawn").Process(target=listeners_main, args=(Plan(urls, clients, events), child))
+    process = multiprocessing.get_context("spawn").Process(
+        target=listeners_main, args=(Plan(urls, clients, events), child)
+    )
     process.start()
     try:
         if not await asyncio.to_thread(parent.poll, 120):
@@ -237,17 +244,23 @@ async def frozen_cost(group: Workers, publish_many: Callable[[list[str]], Awaita
 def line(design: str, run: Run) -> str:
     delivery = run.delivery
     ok = "yes" if delivery.complete == delivery.clients else f"NO ({delivery.complete}/{delivery.clients})"
-    return (f"{design:<22} {delivery.clients:>6,} {run.published_per_second:>11.0f} {delivery.events_per_second:>14,.0f} "
-            f"{delivery.p(50):>9.1f} {delivery.p(99):>9.1f}  {ok}")
+    return (
+        f"{design:<22} {delivery.clients:>6,} {run.published_per_second:>11.0f} {delivery.events_per_second:>14,.0f} "
+        f"{delivery.p(50):>9.1f} {delivery.p(99):>9.1f}  {ok}"
+    )
 
 
 async def main(seconds: float, counts: list[int]) -> int:
     events = round(RATE * seconds)
-    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the start; {RATE} events/s for {seconds:g} s")
+    print(
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the start; {RATE} events/s for {seconds:g} s"
+    )
     server = start_redis(name="bench-redis")
     print(f"{server.version}; {events} events per run\n")
-    print(f"{'design':<22} {'clients':>6} {'published/s':>11} {'deliveries/s':>14} {'p50 ms':>9} {'p99 ms':>9}  "
-          "every event, in order")
+    print(
+        f"{'design':<22} {'clients':>6} {'published/s':>11} {'deliveries/s':>14} {'p50 ms':>9} {'p99 ms':>9}  "
+        "every event, in order"
+    )
     r = aioredis.Redis.from_url(server.url, decode_responses=True)
     results: dict[tuple[str, int], Run] = {}
     try:
@@ -255,19 +268,26 @@ async def main(seconds: float, counts: list[int]) -> int:
             await r.delete("bench")
             group = serve_workers(redis_app(server.url, "bench"), 4, name="bench-redis-workers")
             results["redis", clients] = await deliver(
-                [u + "/events" for u in group.urls], clients, events, lambda t: r.xadd("bench", {"data": t}, maxlen=10_000))
+                [u + "/events" for u in group.urls],
+                clients,
+                events,
+                lambda t: r.xadd("bench", {"data": t}, maxlen=10_000),
+            )
             group.stop()
             print(line("4 workers + Redis", results["redis", clients]), flush=True)
 
             single = serve_workers(memory_app(), 1, name="bench-memory-worker")
             async with httpx.AsyncClient(base_url=single.url, timeout=30) as http:
                 results["memory", clients] = await deliver(
-                    [single.url + "/events"], clients, events, lambda t: http.post("/publish", content=t))
+                    [single.url + "/events"], clients, events, lambda t: http.post("/publish", content=t)
+                )
             single.stop()
             print(line("1 process, in memory", results["memory", clients]), flush=True)
 
-        print(f"\nprivate memory (USS) of the worker serving one frozen client, once {FLOOD * PAYLOAD / 2**20:.0f} MiB "
-              "were published:")
+        print(
+            f"\nprivate memory (USS) of the worker serving one frozen client, once {FLOOD * PAYLOAD / 2**20:.0f} MiB "
+            "were published:"
+        )
 
         async def add_to_redis(texts: list[str]) -> None:
             pipe = r.pipeline(transaction=False)
@@ -284,6 +304,7 @@ async def main(seconds: float, counts: list[int]) -> int:
 
             single = serve_workers(memory_app(limit), 1, name="bench-frozen-memory")
             async with httpx.AsyncClient(base_url=single.url, timeout=30) as http:
+
                 async def post_all(texts: list[str]) -> None:
                     await asyncio.gather(*(http.post("/publish", content=t) for t in texts))
 
@@ -298,8 +319,10 @@ async def main(seconds: float, counts: list[int]) -> int:
     if biggest is not None:
         d = biggest.delivery
         met = d.complete == d.clients and d.p(99) < TARGET_P99_MS and biggest.published_per_second > 0.95 * RATE
-        print(f"target: {max(counts):,} clients on 4 workers, every event, p99 under {TARGET_P99_MS:.0f} ms "
-              f"at {RATE} events/s: {'met' if met else 'NOT met'} (p99 {d.p(99):.1f} ms)")
+        print(
+            f"target: {max(counts):,} clients on 4 workers, every event, p99 under {TARGET_P99_MS:.0f} ms "
+            f"at {RATE} events/s: {'met' if met else 'NOT met'} (p99 {d.p(99):.1f} ms)"
+        )
     return 0
 
 

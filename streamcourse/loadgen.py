@@ -147,8 +147,16 @@ async def open_listeners(urls: list[str], clients: int, *, batch: int = 100) -> 
     return listeners
 
 
-async def measure(urls: list[str], clients: int, publish: Callable[[str], Awaitable[object]], *, events: int,
-                  rate: float, settle: float = 2.0, progress: Callable[[int], None] | None = None) -> Delivery:
+async def measure(
+    urls: list[str],
+    clients: int,
+    publish: Callable[[str], Awaitable[object]],
+    *,
+    events: int,
+    rate: float,
+    settle: float = 2.0,
+    progress: Callable[[int], None] | None = None,
+) -> Delivery:
     """Connect ``clients`` listeners, publish ``events`` stamps at ``rate`` per second, wait for them to arrive."""
     listeners = await open_listeners(urls, clients)
     try:

@@ -103,7 +103,7 @@ class RedisServer:
         unregister(self)
         atexit.unregister(self.stop)
 
-    def __enter__(self) -> "RedisServer":
+    def __enter__(self) -> RedisServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -142,7 +142,7 @@ def find_binary(search_path: str | None = None) -> Path:
 
 def server_version(binary: Path) -> str:
     """ "Redis 7.0.15" from ``redis-server --version`` ("Redis server v=7.0.15 sha=…")."""
-    out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=10).stdout
+    out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=10).stdout  # noqa: S603 - the server binary we found
     words = out.split()
     product = words[0] if words else binary.name
     number = next((w.removeprefix("v=") for w in words if w.startswith("v=")), "?")
@@ -176,16 +176,27 @@ def _answers_ping(port: int) -> bool:
 def _launch(binary: Path, folder: Path, port: int) -> subprocess.Popen:
     args = [
         str(binary),
-        "--bind", "127.0.0.1",
-        "--port", str(port),
-        "--dir", str(folder),
-        "--save", "",  # no snapshots: nothing written, nothing to clean
-        "--appendonly", "no",
-        "--daemonize", "no",  # stays our child, so stop() can end it
-        "--logfile", str(folder / "server.log"),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dir",
+        str(folder),
+        "--save",
+        "",  # no snapshots: nothing written, nothing to clean
+        "--appendonly",
+        "no",
+        "--daemonize",
+        "no",  # stays our child, so stop() can end it
+        "--logfile",
+        str(folder / "server.log"),
     ]
-    return subprocess.Popen(
-        args, cwd=folder, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    return subprocess.Popen(  # noqa: S603 - our own command line for the server binary we found
+        args,
+        cwd=folder,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
         start_new_session=True,  # "interrupt kernel" signals the kernel's group: not the server
         preexec_fn=_die_with_parent if _prctl is not None else None,
     )

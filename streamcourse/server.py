@@ -30,7 +30,6 @@ __all__ = ["Server", "ElsewhereServer", "Served", "serve", "running", "stop_all"
 GRACEFUL_SHUTDOWN_SECONDS = 0.5
 
 
-
 class Running(Protocol):
     """Anything this kernel runs under a name: a server, a group of worker processes, a Redis server."""
 

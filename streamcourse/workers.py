@@ -123,7 +123,7 @@ class Workers:
             pass
         self._exited.add(pid)
 
-    def __enter__(self) -> "Workers":
+    def __enter__(self) -> Workers:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -154,13 +154,16 @@ def _listening_socket() -> socket.socket:
 
 def _config(app: Any, log_level: str) -> uvicorn.Config:
     """Loaded in the parent, so every import happens there (a child never waits on an import lock)."""
-    config = uvicorn.Config(app, log_level=log_level, lifespan="auto", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
+    config = uvicorn.Config(
+        app, log_level=log_level, lifespan="auto", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS
+    )
     config.load()
     return config
 
 
-def serve_workers(app: Any, workers: int = 4, name: str = "workers", *, log_level: str = "warning",
-                  timeout: float = 10.0) -> Workers:
+def serve_workers(
+    app: Any, workers: int = 4, name: str = "workers", *, log_level: str = "warning", timeout: float = 10.0
+) -> Workers:
     """Serve ``app`` from ``workers`` forked processes; replaces whatever runs under ``name``."""
     if not hasattr(os, "fork"):
         raise RuntimeError("serve_workers needs os.fork (Linux or macOS); on Windows use WSL")
@@ -217,7 +220,7 @@ def _relay(log_read: int) -> None:
 
 def _wait_started(handle: Workers, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    pending = dict(zip(handle._controls, handle.pids))
+    pending = dict(zip(handle._controls, handle.pids, strict=True))
     while pending:
         ready, _, _ = select.select(list(pending), [], [], max(0.0, deadline - time.monotonic()))
         if not ready:
@@ -246,7 +249,11 @@ def _child_main(config: uvicorn.Config, sockets: list[socket.socket], control: s
         server.run(sockets=sockets)  # a lifespan startup that fails ends in SystemExit
         code = 0
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, then the child ends
-        why = "the app did not start: see its log above" if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}"
+        why = (
+            "the app did not start: see its log above"
+            if isinstance(exc, SystemExit)
+            else f"{type(exc).__name__}: {exc}"
+        )
         try:
             control.sendall(why.encode())
         except OSError:

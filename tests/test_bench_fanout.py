@@ -38,12 +38,17 @@ def redis_server() -> Iterator[RedisServer]:
     server.stop()
 
 
-async def test_every_client_of_four_redis_workers_gets_every_event(bench: ModuleType, redis_server: RedisServer) -> None:
+async def test_every_client_of_four_redis_workers_gets_every_event(
+    bench: ModuleType, redis_server: RedisServer
+) -> None:
     r = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
     group = bench.serve_workers(bench.redis_app(redis_server.url, "tiny"), 4, name="bench-test")
     try:
-        delivery = (await bench.deliver([u + "/events" for u in group.urls], 40, 30,
-                                        lambda text: r.xadd("tiny", {"data": text}))).delivery
+        delivery = (
+            await bench.deliver(
+                [u + "/events" for u in group.urls], 40, 30, lambda text: r.xadd("tiny", {"data": text})
+            )
+        ).delivery
     finally:
         group.stop()
         await r.aclose()
@@ -55,14 +60,17 @@ async def test_every_client_of_the_in_memory_process_gets_every_event(bench: Mod
     single = bench.serve_workers(bench.memory_app(), 1, name="bench-test")
     try:
         async with httpx.AsyncClient(base_url=single.url, timeout=30) as http:
-            delivery = (await bench.deliver([single.url + "/events"], 40, 30,
-                                            lambda text: http.post("/publish", content=text))).delivery
+            delivery = (
+                await bench.deliver([single.url + "/events"], 40, 30, lambda text: http.post("/publish", content=text))
+            ).delivery
     finally:
         single.stop()
     assert delivery.complete == 40, delivery
 
 
-async def test_a_frozen_client_costs_a_bounded_buffer_and_an_unbounded_one_grows(bench: ModuleType, redis_server: RedisServer) -> None:
+async def test_a_frozen_client_costs_a_bounded_buffer_and_an_unbounded_one_grows(
+    bench: ModuleType, redis_server: RedisServer
+) -> None:
     r = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
 
     async def add(texts: list[str]) -> None:

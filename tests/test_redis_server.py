@@ -178,7 +178,9 @@ def test_the_fan_out_lesson_runs_top_to_bottom_with_only_the_wheels_server(monke
     assert shutil.which("redis-server") is None and shutil.which("valkey-server") is None
     nb = nbformat.read(lesson, as_version=4)
 
-    NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(lesson.parent)}}).execute()
+    NotebookClient(
+        nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(lesson.parent)}}
+    ).execute()
 
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "Valkey 9." in printed, "the lesson should have run on the wheel's Valkey server"

@@ -141,7 +141,9 @@ def test_a_lifespan_runs_in_every_worker() -> None:
 async def test_stop_with_streams_open_on_every_worker_leaves_no_process_within_a_second() -> None:
     workers = serve_workers(pid_app(), 3, name="endless")
     async with httpx.AsyncClient(timeout=10) as client:
-        streams = [await client.send(client.build_request("GET", url + "/endless"), stream=True) for url in workers.urls]
+        streams = [
+            await client.send(client.build_request("GET", url + "/endless"), stream=True) for url in workers.urls
+        ]
         for stream in streams:
             assert (await anext(stream.aiter_raw())).startswith(b"tick")
 

@@ -94,7 +94,7 @@ class Connection:
         self.ended = asyncio.Event()
         self._task: asyncio.Task | None = None
 
-    async def open(self) -> "Connection":
+    async def open(self) -> Connection:
         self.response = await asyncio.wait_for(self._http.send(self._request, stream=True), 10)
         self._task = asyncio.create_task(self._read())
         return self
@@ -150,7 +150,7 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-async def log(redis_server: RedisServer) -> AsyncIterator["Log"]:
+async def log(redis_server: RedisServer) -> AsyncIterator[Log]:
     client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
     yield Log(client, f"lab11:{uuid.uuid4().hex[:8]}")
     await client.aclose()
@@ -223,7 +223,7 @@ def texts(n: int, prefix: str = "event") -> list[str]:
 async def test_publish_appends_to_the_stream_and_answers_its_id(exercise, start, log, http) -> None:
     workers = start(exercise, log.stream, workers=1)
     ids = [await publish(http, workers.url, text) for text in texts(3)]
-    assert await log.entries() == list(zip(ids, texts(3))), (
+    assert await log.entries() == list(zip(ids, texts(3), strict=True)), (
         "POST /publish should XADD the request body to the stream as the field `data`, and answer its id"
     )
 
@@ -256,7 +256,9 @@ async def test_every_client_on_every_worker_gets_every_event_once_in_order(exerc
                 "every client must get every event of the shared log, once, in order "
                 "(a multi-line event needs one data: line per line)"
             )
-            assert [e.id for e in got] == ids, "give every event its stream id as its SSE `id:` — that is what a client resumes from"
+            assert [e.id for e in got] == ids, (
+                "give every event its stream id as its SSE `id:` — that is what a client resumes from"
+            )
     finally:
         for client in clients:
             await client.close()
@@ -273,7 +275,9 @@ async def test_a_new_client_gets_the_retained_log_then_live_events(exercise, sta
         got = [e.data for e in await client.messages(15)]
     finally:
         await client.close()
-    assert got[:10] == texts(10, "before"), f"a client without Last-Event-ID should first get the log's entries; got {got[:3]}…"
+    assert got[:10] == texts(10, "before"), (
+        f"a client without Last-Event-ID should first get the log's entries; got {got[:3]}…"
+    )
     assert got[10:] == texts(5, "after"), (
         f"…then each entry added while it is connected, as it is added; got {got[10:]} — "
         "read on from the last id you sent (XREAD BLOCK with that id), not from $"
@@ -302,7 +306,9 @@ async def test_a_reconnect_to_another_worker_resumes_after_last_event_id(exercis
         f"got {[e.data for e in got[:2]]} — resume AFTER the id (XREAD from it, or XRANGE with an exclusive start '(' + id), "
         "never from $ and never at the id itself"
     )
-    assert [e.id for e in got] == missed + [live], "after the reconnect: every missed event once, in order, then live ones"
+    assert [e.id for e in got] == missed + [live], (
+        "after the reconnect: every missed event once, in order, then live ones"
+    )
 
 
 @pytest.mark.parametrize("exercise", BOTH)
@@ -340,7 +346,9 @@ async def test_a_client_still_within_the_log_gets_no_reset(exercise, start, log,
         f"Last-Event-ID: {retained[9][0]} is still in the log: no reset, just the events after it; "
         f"got first {[e.type for e in events[:1]]}"
     )
-    assert [(e.id, e.data) for e in events] == retained[10:], "send exactly the retained events after Last-Event-ID, in order"
+    assert [(e.id, e.data) for e in events] == retained[10:], (
+        "send exactly the retained events after Last-Event-ID, in order"
+    )
 
 
 @pytest.mark.parametrize("exercise", BOTH)
@@ -408,7 +416,7 @@ async def flood_with_a_frozen_client(start, log, http, exercise) -> tuple[Worker
     frozen = FrozenClient(workers.urls[0])
     parsers = [Parser(), Parser()]
     done = lambda: all(len(p.messages) > FLOOD for p in parsers)  # noqa: E731
-    readers = [asyncio.create_task(follow(http, [url], p, done)) for url, p in zip(workers.urls, parsers)]
+    readers = [asyncio.create_task(follow(http, [url], p, done)) for url, p in zip(workers.urls, parsers, strict=True)]
     await log.add(["0 ready"])  # event 0: once both readers have it, all three clients are connected
     deadline = time.monotonic() + 10
     while not all(p.messages for p in parsers) and time.monotonic() < deadline:
@@ -422,7 +430,7 @@ async def flood_with_a_frozen_client(start, log, http, exercise) -> tuple[Worker
         for i, parser in enumerate(parsers):
             if len(parser.messages) != counts[i]:
                 counts[i], changed[i] = len(parser.messages), time.monotonic()
-        if any(n <= FLOOD and time.monotonic() - t > STALL for n, t in zip(counts, changed)):
+        if any(n <= FLOOD and time.monotonic() - t > STALL for n, t in zip(counts, changed, strict=True)):
             break
     for reader in readers:
         reader.cancel()

@@ -8,7 +8,7 @@ from fastapi.sse import EventSourceResponse, format_sse_event
 
 
 def make_log_app(redis_url, stream, maxlen=1000):
-    app = FastAPI(lifespan=redis_lifespan(redis_url))  # noqa: F821 - given in the lab
+    app = FastAPI(lifespan=redis_lifespan(redis_url))
 
     @app.post("/publish")
     async def publish(request: Request):
@@ -17,7 +17,7 @@ def make_log_app(redis_url, stream, maxlen=1000):
 
     @app.get("/events")
     async def events(last_event_id: Annotated[str | None, Header()] = None):
-        if (refusal := bad_last_event_id(last_event_id)) is not None:  # noqa: F821 - given in the lab
+        if (refusal := bad_last_event_id(last_event_id)) is not None:
             return refusal
 
         async def entries():

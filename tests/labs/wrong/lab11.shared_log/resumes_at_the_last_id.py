@@ -8,7 +8,7 @@ from fastapi.sse import EventSourceResponse, format_sse_event
 
 
 def make_log_app(redis_url, stream, maxlen=1000):
-    app = FastAPI(lifespan=redis_lifespan(redis_url))  # noqa: F821 - given in the lab
+    app = FastAPI(lifespan=redis_lifespan(redis_url))
 
     @app.post("/publish")
     async def publish(request: Request):
@@ -17,12 +17,12 @@ def make_log_app(redis_url, stream, maxlen=1000):
 
     @app.get("/events")
     async def events(last_event_id: Annotated[str | None, Header()] = None):
-        if (refusal := bad_last_event_id(last_event_id)) is not None:  # noqa: F821 - given in the lab
+        if (refusal := bad_last_event_id(last_event_id)) is not None:
             return refusal
 
         async def entries():
             first = await app.state.redis.xrange(stream, "-", "+", count=1)
-            if last_event_id and first and id_key(first[0][0]) > id_key(last_event_id):  # noqa: F821
+            if last_event_id and first and id_key(first[0][0]) > id_key(last_event_id):
                 yield format_sse_event(event="reset", data_str="trimmed")
             last = "0-0"
             for entry_id, fields in await app.state.redis.xrange(stream, last_event_id or "-", "+"):

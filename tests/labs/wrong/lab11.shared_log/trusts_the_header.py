@@ -8,7 +8,7 @@ from fastapi.sse import EventSourceResponse, format_sse_event
 
 
 def make_log_app(redis_url, stream, maxlen=1000):
-    app = FastAPI(lifespan=redis_lifespan(redis_url))  # noqa: F821 - given in the lab
+    app = FastAPI(lifespan=redis_lifespan(redis_url))
 
     @app.post("/publish")
     async def publish(request: Request):
