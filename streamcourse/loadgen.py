@@ -78,8 +78,8 @@ class Listener(asyncio.Protocol):
         for line in event.split(b"\n"):
             if line.startswith(b"data:"):
                 try:
-                    number, sent = line[5:].split(maxsplit=2)[:2]  # a stamp, maybe padded after a space
-                    number, sent = int(number), float(sent)
+                    number_text, sent_text = line[5:].split(maxsplit=2)[:2]  # a stamp, maybe padded after a space
+                    number, sent = int(number_text), float(sent_text)
                 except ValueError:  # not a stamp: not ours to count
                     return
                 self.numbers.append(number)
@@ -105,9 +105,9 @@ async def listen(url: str, *, frozen: bool = False, timeout: float = 10.0) -> Li
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.setblocking(False)
     await loop.sock_connect(sock, (parts.hostname, parts.port))
-    _, listener = await loop.create_connection(lambda: Listener(frozen), sock=sock)
+    transport, listener = await loop.create_connection(lambda: Listener(frozen), sock=sock)
     request = f"GET {parts.path or '/'} HTTP/1.0\r\nHost: {parts.netloc}\r\nAccept: text/event-stream\r\n\r\n"
-    listener.transport.write(request.encode())
+    transport.write(request.encode())
     await asyncio.wait_for(listener.subscribed.wait(), timeout)
     return listener
 

@@ -80,7 +80,7 @@ class RedisServer:
     version: str  # e.g. "Redis 7.0.15" or "Valkey 9.1.2"
     port: int
     folder: Path
-    process: subprocess.Popen = field(repr=False)
+    process: subprocess.Popen[bytes] = field(repr=False)
 
     @property
     def url(self) -> str:
@@ -152,12 +152,14 @@ def server_version(binary: Path) -> str:
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _die_with_parent() -> None:
     """Runs in the child before exec (Linux): SIGTERM when the starting thread's process goes."""
-    _prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if _prctl is not None:
+        _prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True) if sys.platform == "linux" else None
@@ -173,7 +175,7 @@ def _answers_ping(port: int) -> bool:
         return False
 
 
-def _launch(binary: Path, folder: Path, port: int) -> subprocess.Popen:
+def _launch(binary: Path, folder: Path, port: int) -> subprocess.Popen[bytes]:
     args = [
         str(binary),
         "--bind",
@@ -202,7 +204,7 @@ def _launch(binary: Path, folder: Path, port: int) -> subprocess.Popen:
     )
 
 
-def _wait_ready(process: subprocess.Popen, port: int, deadline: float) -> bool:
+def _wait_ready(process: subprocess.Popen[bytes], port: int, deadline: float) -> bool:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             return False

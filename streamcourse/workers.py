@@ -155,7 +155,10 @@ def _listening_socket() -> socket.socket:
 def _config(app: Any, log_level: str) -> uvicorn.Config:
     """Loaded in the parent, so every import happens there (a child never waits on an import lock)."""
     config = uvicorn.Config(
-        app, log_level=log_level, lifespan="auto", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS
+        app,
+        log_level=log_level,
+        lifespan="auto",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,  # type: ignore[arg-type]
     )
     config.load()
     return config
