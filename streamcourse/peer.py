@@ -87,6 +87,10 @@ class Policy:
         """Serve an app of the other side (see ``streamcourse.server.serve``)."""
         raise PermissionError("this side serves no apps of the other side")
 
+    def serve_workers(self, app: Proxy, workers: int, name: str) -> Any:
+        """Serve an app of the other side from worker processes (see ``streamcourse.workers.serve_workers``)."""
+        raise PermissionError("this side serves no apps of the other side")
+
 
 class Peer:
     """Calls, answers and lends over one channel socket."""

@@ -119,6 +119,12 @@ class LearnerSide(Policy):
             server = serve(args[0], name=f"runner-{str(args[1])[:40]}")
             self.servers[server.port] = server
             return {"url": server.url, "port": server.port}
+        if op == "serve_workers":
+            from streamcourse.workers import serve_workers
+
+            group = serve_workers(args[0], int(args[1]), name=f"runner-{str(args[2])[:40]}")
+            self.servers[group.port] = group
+            return {"port": group.port, "ports": group.ports, "pids": group.pids}
         if op == "stop":
             server = self.servers.pop(int(args[0]), None)
             if server is not None:

@@ -53,7 +53,14 @@ from typing import Any
 
 import uvicorn
 
-from streamcourse.server import GRACEFUL_SHUTDOWN_SECONDS, browser_url, register, running, unregister
+from streamcourse.server import (
+    GRACEFUL_SHUTDOWN_SECONDS,
+    ElsewhereServer,
+    browser_url,
+    register,
+    running,
+    unregister,
+)
 
 __all__ = ["Workers", "serve_workers"]
 
@@ -164,10 +171,27 @@ def _config(app: Any, log_level: str) -> uvicorn.Config:
     return config
 
 
+@dataclass(repr=False)
+class ElsewhereWorkers(ElsewhereServer):
+    """Workers another process runs for us on the same loopback (the learner's app, in the grader's sandbox)."""
+
+    ports: list[int] = field(default_factory=list)
+    pids: list[int] = field(default_factory=list)  # as this process sees them
+
+    @property
+    def urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{port}" for port in self.ports]
+
+
 def serve_workers(
     app: Any, workers: int = 4, name: str = "workers", *, log_level: str = "warning", timeout: float = 10.0
-) -> Workers:
+) -> Workers | ElsewhereWorkers:
     """Serve ``app`` from ``workers`` forked processes; replaces whatever runs under ``name``."""
+    elsewhere = getattr(type(app), "__streamcourse_serve_workers__", None)
+    if elsewhere is not None:  # the learner's app, when grading: its own process forks the workers
+        served: ElsewhereWorkers = elsewhere(app, workers, name)
+        register(served)
+        return served
     if not hasattr(os, "fork"):
         raise RuntimeError("serve_workers needs os.fork (Linux or macOS); on Windows use WSL")
     if workers < 1:
