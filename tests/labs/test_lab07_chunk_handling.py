@@ -113,6 +113,16 @@ async def test_lines_come_without_their_line_endings(submission) -> None:
 
 
 @pytest.mark.exercise(LINES)
+async def test_only_cr_and_lf_end_a_line(submission) -> None:
+    line = "one\u2028still one\x85still\u2029one\x1cand\x0bstill\x0cone"
+    got = await run(submission.iter_lines(source([f"{line}\ntwo\n".encode()])), "iter_lines")
+    assert got == [line, "two"], (
+        "only \\r\\n, \\r and \\n end a line; U+2028, U+2029, U+0085 and the other breaks that "
+        f"str.splitlines() (and so httpx's aiter_lines()) knows are text inside the line; got {got!r}"
+    )
+
+
+@pytest.mark.exercise(LINES)
 async def test_lines_are_text_not_bytes(submission) -> None:
     got = await run(submission.iter_lines(source([b"caf\xc3\xa9\n"])), "iter_lines")
     assert got and all(type(line) is str for line in got), f"yield str lines (decoded UTF-8), got {got!r}"
