@@ -100,7 +100,9 @@ def test_its_tmp_and_shm_are_private_and_small(tmp_path: Path) -> None:
         tmp_path,
     )
     assert not seen["ours"]
-    assert seen["filled"]["/tmp"] > 0 and seen["filled"]["/dev/shm"] > 0, f"the sandbox's user cannot write its own /tmp: {seen}"
+    assert seen["filled"]["/tmp"] > 0 and seen["filled"]["/dev/shm"] > 0, (
+        f"the sandbox's user cannot write its own /tmp: {seen}"
+    )
     assert seen["filled"]["/tmp"] <= LIMITS.tmp_mb << 20 and seen["filled"]["/dev/shm"] <= LIMITS.shm_mb << 20, seen
 
 
