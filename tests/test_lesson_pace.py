@@ -116,11 +116,15 @@ def paced_runs() -> dict[str, PacedRun]:
         queue.put(core)
     with ProcessPoolExecutor(len(cores), mp_context=context, initializer=_pin_worker, initargs=(queue,)) as pool:
         runs = list(pool.map(run_at_learner_pace, LESSONS))
-    for run in runs:  # the figures issue 18 asks for, in the test log (pytest -s, or -rA)
+    lines = []
+    for run in runs:  # the figures issue 18 asks for: in the test log (pytest -s) and in artifacts/
         cell, seconds = run.slowest()
-        print(
+        lines.append(
             f"{run.lesson}: {run.total:.1f} s at learner pace on core {run.core}; slowest cell {cell} ({seconds:.1f} s)"
         )
+    print("\n".join(lines))
+    (REPO / "artifacts").mkdir(exist_ok=True)
+    (REPO / "artifacts" / "lesson_pace.txt").write_text("\n".join(lines) + "\n")
     return {run.lesson: run for run in runs}
 
 

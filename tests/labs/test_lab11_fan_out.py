@@ -220,6 +220,7 @@ def texts(n: int, prefix: str = "event") -> list[str]:
 
 
 @pytest.mark.parametrize("exercise", BOTH)
+@pytest.mark.behaviour("lab11.shared_log's log, kept by every fan-out answer (its wrong answers are shared_log's)")
 async def test_publish_appends_to_the_stream_and_answers_its_id(exercise, start, log, http) -> None:
     workers = start(exercise, log.stream, workers=1)
     ids = [await publish(http, workers.url, text) for text in texts(3)]
@@ -229,6 +230,9 @@ async def test_publish_appends_to_the_stream_and_answers_its_id(exercise, start,
 
 
 @pytest.mark.parametrize("exercise", BOTH)
+@pytest.mark.behaviour(
+    "lab11.shared_log's capped log, kept by every fan-out answer (shared_log/no_maxlen shows the mistake)"
+)
 async def test_the_stream_is_capped_with_maxlen(exercise, start, log, http) -> None:
     workers = start(exercise, log.stream, workers=1, maxlen=50)
     for text in texts(300):
@@ -241,6 +245,7 @@ async def test_the_stream_is_capped_with_maxlen(exercise, start, log, http) -> N
 
 
 @pytest.mark.parametrize("exercise", BOTH)
+@pytest.mark.behaviour("the whole point of both exercises; shared_log's wrong answers show the ways to miss it")
 async def test_every_client_on_every_worker_gets_every_event_once_in_order(exercise, start, log, http) -> None:
     workers = start(exercise, log.stream, workers=2)
     clients = [await Connection(http, url).open() for url in workers.urls for _ in range(3)]
@@ -312,6 +317,9 @@ async def test_a_reconnect_to_another_worker_resumes_after_last_event_id(exercis
 
 
 @pytest.mark.parametrize("exercise", BOTH)
+@pytest.mark.behaviour(
+    "shared_log's reset, kept by every fan-out answer (shared_log/no_reset_after_trimming shows the mistake)"
+)
 async def test_a_client_back_after_trimming_is_told_with_a_reset_event(exercise, start, log, http) -> None:
     old = await log.add(texts(5, "old"))
     await log.add(texts(600, "new"), maxlen=50)  # the log now starts long after the client's last id
@@ -352,6 +360,9 @@ async def test_a_client_still_within_the_log_gets_no_reset(exercise, start, log,
 
 
 @pytest.mark.parametrize("exercise", BOTH)
+@pytest.mark.behaviour(
+    "shared_log's id check, kept by every fan-out answer (shared_log/trusts_the_header shows the mistake)"
+)
 async def test_a_garbage_last_event_id_gets_400_not_a_crash(exercise, start, log, http) -> None:
     workers = start(exercise, log.stream, workers=1)
     for garbage in ["abc", "1-x", "-5", "7; DROP", "1-2-3"]:
@@ -452,6 +463,9 @@ async def test_a_client_that_stops_reading_does_not_stall_the_others(exercise, s
 
 
 @pytest.mark.parametrize("exercise", BOTH)
+@pytest.mark.behaviour(
+    "every answer must bound what a frozen client holds (fan_out/unbounded_queue_per_client shows the mistake)"
+)
 async def test_a_client_that_stops_reading_costs_bounded_memory(exercise, start, log, http) -> None:
     workers, frozen, _, before = await flood_with_a_frozen_client(start, log, http, exercise)
     grown = private_memory(workers, 0) - before
