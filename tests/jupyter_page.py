@@ -41,6 +41,9 @@ REPO = Path(__file__).resolve().parent.parent
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
 COURSE = ("notebooks", "labs", "solutions", "README.md")  # what a learner opens; links between them resolve
 DEFAULT_URL = "/lab/tree/notebooks/00_start_here.ipynb"  # as in the Makefile's `lab` target
+#: JupyterLab asks "get notified about official Jupyter news?" in a toast that lies over the
+#: bottom right of every page (and the screenshots); this machine has no internet to fetch news from.
+NO_NEWS = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}
 
 
 def _prompts(panel: str) -> str:
@@ -163,6 +166,9 @@ def running_lab(home: Path, env: Mapping[str, str], base_url: str = "/") -> Iter
         JUPYTER_RUNTIME_DIR=str(home / "runtime"),
         **env,
     )  # no user settings, workspaces or kernels
+    quiet = home / "config" / "labconfig" / "default_setting_overrides.json"
+    quiet.parent.mkdir(parents=True)
+    quiet.write_text(json.dumps(NO_NEWS))
     port, token = free_port(), "streamcourse-lab-test"
     lab = Lab(f"http://127.0.0.1:{port}{base_url}", token, root, home / "runtime")
     log = home / "jupyter.log"

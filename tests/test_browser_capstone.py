@@ -21,9 +21,9 @@ from typing import Any
 
 import openai
 import pytest
+import test_server
 from fastapi.responses import HTMLResponse
 from test_server import PREFIX, auth
-from test_server import jupyter as jupyter_server  # noqa: F401 - the `jupyter` fixture: a real jupyter server with jupyter-server-proxy
 
 from streamcourse import llm
 from streamcourse.checking import SOLUTIONS_DIR, execute_notebook
@@ -31,6 +31,9 @@ from streamcourse.checkkit import CLICK_CLOCK, page_time_to_monotonic
 from streamcourse.server import serve
 
 pytestmark = pytest.mark.browser
+
+#: The fixture of a real jupyter server with jupyter-server-proxy (imported under its own name, so pytest finds it).
+jupyter = test_server.jupyter
 
 
 @pytest.fixture(scope="module")

@@ -143,7 +143,13 @@ def run_lesson(tab: LabPage, path: str, screenshot: Any) -> LessonRun:
             seen.running_at_click = running_at(notebook.generations(), seen.clicked_at)
             screenshot(token_view(notebook.panel)[0], "06_token_view_after_stop")
             run.token_view = seen
-        print(f"{path}: Run All took {run.seconds:.1f} s; {len(run.images)} plot(s); screenshot {run.screenshot}")
+        stderr = [
+            o["text"][:200] for c in run.saved["cells"] for o in c.get("outputs", []) if o.get("name") == "stderr"
+        ]
+        print(
+            f"{path}: Run All took {run.seconds:.1f} s; {len(run.prompts)} code cells run; {len(run.images)} plot(s); "
+            f"{len(stderr)} stderr output(s) {stderr}; screenshot {run.screenshot}"
+        )
         return run
     finally:
         notebook.close()
@@ -292,7 +298,9 @@ def shown_by_check(notebook: Notebook, code: str) -> list[str]:
     notebook.run_selected(check - index + 1)
     notebook.wait_until_settled()
     output = notebook.cell(check).locator(".jp-OutputArea-output")
-    return [squeeze(line) for line in visible_texts(output.locator("li"))]
+    shown = [squeeze(line) for line in visible_texts(output.locator("li"))]
+    print(f"check({EXERCISE!r}) in the page: {sum(line.startswith('✔') for line in shown)} of {len(shown)} lines ✔")
+    return shown
 
 
 def test_a_wrong_answer_shows_which_checks_failed_in_the_checks_own_words(lab_page: Notebook, screenshot: Any) -> None:
@@ -306,8 +314,9 @@ def test_a_wrong_answer_shows_which_checks_failed_in_the_checks_own_words(lab_pa
     )
 
 
-def test_a_right_answer_shows_every_check_passed(lab_page: Notebook) -> None:
+def test_a_right_answer_shows_every_check_passed(lab_page: Notebook, screenshot: Any) -> None:
     _, _, solution = exercise_cell(REPO / "solutions" / Path(LAB).name, EXERCISE)
     shown = shown_by_check(lab_page, solution)
+    screenshot(lab_page.cell(exercise_cell(REPO / LAB, EXERCISE)[1]), "lab03_check_of_a_right_answer")
     assert shown and all(line.startswith("✔") for line in shown), f"every check should pass and say so: {shown}"
-    assert len(shown) == len(expected_lines(solution)), "one line per check of the exercise"
+    assert shown == expected_lines(solution), "one line per check of the exercise, each named as the check is"
