@@ -144,8 +144,9 @@ def repository() -> str:
 
 def binder_url(repo: str | None = None, lessons_dir: Path = LESSONS_DIR) -> str:
     """mybinder.org's launch link for the course's main branch, opening the first lesson in JupyterLab."""
-    first = sorted(lessons_dir.glob("[0-9][0-9]_*.ipynb"))[0]
-    return f"https://mybinder.org/v2/gh/{repo or repository()}/main?urlpath=lab/tree/notebooks/{first.name}"
+    lessons = sorted(lessons_dir.glob("[0-9][0-9]_*.ipynb"))
+    path = f"lab/tree/notebooks/{lessons[0].name}" if lessons else "lab"  # a course without lessons opens its folder
+    return f"https://mybinder.org/v2/gh/{repo or repository()}/main?urlpath={path}"
 
 
 def binder_badge(repo: str | None = None, lessons_dir: Path = LESSONS_DIR) -> str:
