@@ -194,18 +194,17 @@ def proxy_app(proxy: Callable[[str], Any], url: str) -> FastAPI:
     return app
 
 
-def wrapped_stream_app(
-    wrap: Callable[..., AsyncIterator[str]], make_source: Callable[[], AsyncIterator[str]], *args: Any
-) -> FastAPI:
-    """An app whose ``GET /stream`` sends ``wrap(make_source(), *args)`` as an event stream.
+def wrapped_stream_app(wrap: Callable[..., AsyncIterator[str]], source: AsyncIterator[str], *args: Any) -> FastAPI:
+    """An app whose ``GET /stream`` sends ``wrap(source, *args)`` as an event stream: one request per app.
 
-    ``wrap`` is the learner's stream wrapper (lab 05's ``with_keepalive``); ``make_source``
-    is the check's own callable, so each request gets a fresh source the check watches.
+    ``wrap`` is the learner's stream wrapper (lab 05's ``with_keepalive``); ``source``
+    is the check's own async iterator itself, not a factory: the grader's channel
+    drives an async iterator on the loop of the check that lent it.
     """
     app = FastAPI()
 
     @app.get("/stream")
     async def stream() -> StreamingResponse:
-        return StreamingResponse(wrap(make_source(), *args), media_type="text/event-stream")
+        return StreamingResponse(wrap(source, *args), media_type="text/event-stream")
 
     return app

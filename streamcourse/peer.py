@@ -307,6 +307,9 @@ class Peer:
             if loop is None:
                 self._reply_error(ident, ErrorInfo("TypeError", "TypeError", f"{op} needs an awaitable object"))
                 return
+            if loop.is_closed() or not loop.is_running():  # its check has ended: nobody would ever answer
+                self._reply_error(ident, ErrorInfo("RuntimeError", "RuntimeError", "the loop that lent it has ended"))
+                return
             future = asyncio.run_coroutine_threadsafe(self.policy.arun(op, obj, args), loop)
         else:
             future = self._pool.submit(self.policy.run, op, obj, args, kwargs)

@@ -213,7 +213,7 @@ async def test_an_endpoint_using_it_survives_an_idle_cutting_proxy(submission, s
 
     tag = uuid.uuid4().hex[:8]
     kept = serve(
-        submission.build(harness.wrapped_stream_app, submission.with_keepalive, quiet, 0.1), name=f"lab05-kept-{tag}"
+        submission.build(harness.wrapped_stream_app, submission.with_keepalive, quiet(), 0.1), name=f"lab05-kept-{tag}"
     )
     plain = serve(bare, name=f"lab05-bare-{tag}")
     servers += [kept, plain]
