@@ -106,10 +106,15 @@ def test_the_committed_labs_and_course_map_are_current() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.timeout(900)  # as long as the subprocess may take: the whole course, every wrong answer
+@pytest.mark.timeout(600)
 def test_validate_every_check_fails_blank_passes_solved_and_rejects_each_wrong_answer() -> None:
+    """The command end to end on one lab: .ci/run validates the whole course after make test, on one busy core.
+
+    (Validating every lab here too would cost make test seven more minutes and prove nothing .ci/run does not;
+    run `make validate` after changing a lab or its checks.)
+    """
     result = subprocess.run(
-        [sys.executable, "-m", "streamcourse", "validate"], capture_output=True, text=True, timeout=900
+        [sys.executable, "-m", "streamcourse", "validate", "lab01"], capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "all good" in result.stdout
