@@ -28,7 +28,7 @@ def _build(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from streamcourse import validation
 
-    findings = validation.validate(jobs=args.jobs)
+    findings = validation.validate(jobs=args.jobs, only=args.labs)
     bad = [f for f in findings if not f.ok]
     for finding in findings if args.verbose else bad:
         print(("ok   " if finding.ok else "FAIL ") + finding.text)
@@ -169,6 +169,7 @@ def parser() -> argparse.ArgumentParser:
     build.set_defaults(run=_build)
 
     validate = sub.add_parser("validate", help="prove every check fails on the blank lab and passes on the solution")
+    validate.add_argument("labs", nargs="*", help="only these labs, e.g. lab05 lab11 (default: all)")
     validate.add_argument("-v", "--verbose", action="store_true", help="show the validations that hold too")
     validate.add_argument(
         "--jobs", type=int, default=None, help="notebooks validated at once (default: twice the CPU count)"

@@ -7,12 +7,16 @@ check says "not written yet"); at the top level of a cell it is ``...``, so the
 name the exercise should define stays undefined and the check says which.
 
 ``streamcourse.validation`` proves the checks grade what they claim.
+
+The README's Binder badge is generated too, from the one place that says where
+the course lives: ``[tool.streamcourse] repository`` in ``pyproject.toml``.
 """
 
 from __future__ import annotations
 
 import copy
 import re
+import tomllib
 from pathlib import Path
 
 import nbformat
@@ -20,11 +24,24 @@ import nbformat
 from streamcourse import notebooks
 from streamcourse.checking import CHECKS_DIR, REPO, SOLUTIONS_DIR
 
-__all__ = ["LABS_DIR", "WRONG_DIR", "stub_solutions", "build_lab", "build", "course_map", "stale_labs", "solutions_of"]
+__all__ = [
+    "LABS_DIR",
+    "WRONG_DIR",
+    "stub_solutions",
+    "build_lab",
+    "build",
+    "course_map",
+    "repository",
+    "binder_url",
+    "binder_badge",
+    "stale_labs",
+    "solutions_of",
+]
 
 LABS_DIR = REPO / "labs"
 LESSONS_DIR = REPO / "notebooks"
 README = REPO / "README.md"
+PYPROJECT = REPO / "pyproject.toml"
 WRONG_DIR = CHECKS_DIR / "wrong"
 
 _BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION\s*$")
@@ -120,15 +137,45 @@ def course_map(lessons_dir: Path = LESSONS_DIR, solutions_dir: Path = SOLUTIONS_
     return "\n".join(rows)
 
 
-def _readme_with_map(readme: Path, solutions_dir: Path) -> str:
-    """``readme`` with its course map made from the lessons beside it and ``solutions_dir``."""
-    text = readme.read_text(encoding="utf-8")
-    start, end = "<!-- course-map:start -->", "<!-- course-map:end -->"
+def repository() -> str:
+    """Where the course lives on GitHub, ``owner/name``: the one setting, in ``pyproject.toml``."""
+    return str(tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["tool"]["streamcourse"]["repository"])
+
+
+def binder_url(repo: str | None = None, lessons_dir: Path = LESSONS_DIR) -> str:
+    """mybinder.org's launch link for the course's main branch, opening the first lesson in JupyterLab."""
+    lessons = sorted(lessons_dir.glob("[0-9][0-9]_*.ipynb"))
+    path = f"lab/tree/notebooks/{lessons[0].name}" if lessons else "lab"  # a course without lessons opens its folder
+    return f"https://mybinder.org/v2/gh/{repo or repository()}/main?urlpath={path}"
+
+
+def binder_badge(repo: str | None = None, lessons_dir: Path = LESSONS_DIR) -> str:
+    return f"[![Binder](https://mybinder.org/badge_logo.svg)]({binder_url(repo, lessons_dir)})"
+
+
+def _markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+
+
+def _replace_between(text: str, name: str, body: str) -> str:
+    start, end = _markers(name)
+    head, rest = text.split(start, 1)
+    return head + start + "\n" + body + "\n" + end + rest.split(end, 1)[1]
+
+
+def _with_map(text: str, readme: Path, solutions_dir: Path) -> str:
+    """``text`` of ``readme`` with its course map made from the lessons beside it and ``solutions_dir``."""
+    start, end = _markers("course-map")
     if start not in text or end not in text:
         raise BuildError(f"{readme.name} needs the markers {start} and {end} around the course map")
-    head, rest = text.split(start, 1)
-    table = course_map(readme.parent / LESSONS_DIR.name, solutions_dir)
-    return head + start + "\n" + table + "\n" + end + rest.split(end, 1)[1]
+    return _replace_between(text, "course-map", course_map(readme.parent / LESSONS_DIR.name, solutions_dir))
+
+
+def _with_badge(text: str, readme: Path) -> str:
+    """``text`` with its Binder badge (between ``binder-badge`` markers, where it has them) made afresh."""
+    if not all(marker in text for marker in _markers("binder-badge")):
+        return text
+    return _replace_between(text, "binder-badge", binder_badge(lessons_dir=readme.parent / LESSONS_DIR.name))
 
 
 def _readme_for(solutions_dir: Path) -> Path | None:
@@ -151,7 +198,8 @@ def build(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR) -> lis
         written.append(target)
     readme = _readme_for(solutions_dir)
     if readme is not None:
-        readme.write_text(_readme_with_map(readme, solutions_dir), encoding="utf-8")
+        text = readme.read_text(encoding="utf-8")
+        readme.write_text(_with_badge(_with_map(text, readme, solutions_dir), readme), encoding="utf-8")
         written.append(readme)
     return written
 
@@ -170,6 +218,9 @@ def stale_labs(solutions_dir: Path = SOLUTIONS_DIR, labs_dir: Path = LABS_DIR) -
         if lab.name not in expected:
             problems.append(f"labs/{lab.name} has no solution in solutions/")
     readme = _readme_for(solutions_dir)
-    if readme is not None and readme.read_text(encoding="utf-8") != _readme_with_map(readme, solutions_dir):
+    text = readme.read_text(encoding="utf-8") if readme is not None else ""
+    if readme is not None and text != _with_map(text, readme, solutions_dir):
         problems.append(f"{readme.name}'s course map is stale")
+    if readme is not None and text != _with_badge(text, readme):
+        problems.append(f"{readme.name}'s Binder badge is stale (it is made from [tool.streamcourse] repository)")
     return problems

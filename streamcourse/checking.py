@@ -24,6 +24,7 @@ import io
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -411,8 +412,44 @@ def _still_running(exercise: str) -> Report | None:
     )
 
 
-def check_report(exercise: str, namespace: Namespace | None = None, timeout: float = CHECK_TIMEOUT) -> Report:
-    """Run one exercise's checks against ``namespace`` (default: the caller's kernel) in a worker thread."""
+class _Progress:
+    """A pytest plugin that counts finished checks, so the kernel can show a live count while they run."""
+
+    def __init__(self) -> None:
+        self.done = 0
+        self.total = 0
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.total = len(session.items)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "teardown":
+            self.done += 1
+
+
+#: Called as ``on_progress(checks done, checks collected, seconds so far)``.
+Progress = Callable[[int, int, float], None]
+
+
+def _wait(worker: threading.Thread, timeout: float, progress: _Progress, on_progress: Progress | None) -> None:
+    """Join ``worker`` for up to ``timeout`` s, reporting progress from this thread about four times a second."""
+    started = time.monotonic()
+    while worker.is_alive() and (left := timeout - (time.monotonic() - started)) > 0:
+        worker.join(min(0.25, left))
+        if on_progress is not None and worker.is_alive():
+            on_progress(progress.done, progress.total, time.monotonic() - started)
+
+
+def check_report(
+    exercise: str,
+    namespace: Namespace | None = None,
+    timeout: float = CHECK_TIMEOUT,
+    on_progress: Progress | None = None,
+) -> Report:
+    """Run one exercise's checks against ``namespace`` (default: the caller's kernel) in a worker thread.
+
+    ``on_progress`` is called from the CALLING thread while the checks run (a kernel shows a live count).
+    """
     refused = _still_running(exercise)
     if refused is not None:
         return refused
@@ -422,12 +459,15 @@ def check_report(exercise: str, namespace: Namespace | None = None, timeout: flo
         "HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "streamcourse-hypothesis")
     )
     box: dict[str, Run] = {}
+    progress = _Progress()
     worker = threading.Thread(
-        target=lambda: box.setdefault("run", run_checks(namespace, [exercise])), daemon=True, name="streamcourse-check"
+        target=lambda: box.setdefault("run", run_checks(namespace, [exercise], plugins=[progress])),
+        daemon=True,
+        name="streamcourse-check",
     )
     _Worker.thread, _Worker.exercise = worker, exercise
     worker.start()
-    worker.join(timeout)
+    _wait(worker, timeout, progress, on_progress)
     if worker.is_alive():
         return Report(
             exercise,
@@ -450,15 +490,22 @@ def check_report(exercise: str, namespace: Namespace | None = None, timeout: flo
 
 
 def check(exercise: str) -> None:
-    """Run the checks of ``exercise`` against this kernel's definitions and show what passed."""
-    report = check_report(exercise)
+    """Run the checks of ``exercise`` against this kernel's definitions and show what passed.
+
+    In a kernel a live line counts the checks as they finish; the report then replaces it.
+    """
     try:
         from IPython import get_ipython
-        from IPython.display import display
-
-        if get_ipython() is not None:
-            display(report)
-            return
+        from IPython.display import HTML, display
     except ImportError:  # pragma: no cover
-        pass
-    print(report)
+        print(check_report(exercise))
+        return
+    if get_ipython() is None:
+        print(check_report(exercise))
+        return
+    live = display(HTML(f"checking {html.escape(exercise)}…"), display_id=True)
+
+    def show(done: int, total: int, seconds: float) -> None:
+        live.update(HTML(f"checking {html.escape(exercise)}: {done}/{total or '?'} checks done ({seconds:.0f} s)"))
+
+    live.update(check_report(exercise, on_progress=show))

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 import tempfile
 import time
 import tracemalloc
@@ -22,6 +23,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import openai
@@ -33,14 +35,18 @@ from streamcourse import browser, llm
 from streamcourse.server import Served, serve
 
 __all__ = [
+    "CLICK_CLOCK",
     "Model",
+    "RawReply",
     "Reply",
     "Stop",
     "after_events",
     "chromium",
     "eventually",
+    "page_time_to_monotonic",
     "peak_memory_growth",
     "wait_until",
+    "raw_get",
     "read_events",
     "require_stream",
     "require_http_error_before_stream",
@@ -70,6 +76,26 @@ def wait_until(condition: Callable[[], bool], seconds: float, interval: float = 
             return False
         time.sleep(interval)
     return True
+
+
+# --------------------------------------------------------------------------- a click, timed in the page
+
+
+#: A script for ``page.evaluate``: notes in ``window.__stopClickedAt`` (ms since the epoch) the moment a
+#: button labelled Stop is clicked, from a capturing listener that runs before the page's own handlers.
+#: Stop's effects are then timed from the click itself, not from when the check's thread got to it.
+CLICK_CLOCK = """() => {
+  window.__stopClickedAt = null;
+  document.addEventListener("click", (e) => {
+    const button = e.target.closest("button");
+    if (button && /stop/i.test(button.textContent)) window.__stopClickedAt = performance.timeOrigin + performance.now();
+  }, true);
+}"""
+
+
+def page_time_to_monotonic(epoch_ms: float) -> float:
+    """A page's ``performance.timeOrigin + performance.now()`` on this process's ``time.monotonic()`` clock."""
+    return epoch_ms / 1000 - (time.time() - time.monotonic())
 
 
 # --------------------------------------------------------------------------- memory, measured from outside
@@ -103,6 +129,58 @@ def _status_kib(pid: int, field_name: str) -> int:
         if line.startswith(field_name + ":"):
             return int(line.split()[1])
     raise LookupError(f"no {field_name} in /proc/{pid}/status")
+
+
+# --------------------------------------------------------------------------- the bytes on the wire
+
+
+@dataclass
+class RawReply:
+    """One HTTP/1.1 response as it crossed the socket: each chunk of a chunked body as the server framed it."""
+
+    status: int
+    headers: dict[str, str]
+    chunks: list[bytes]  # a chunked body: one entry per chunk (the server sends one per body message)
+    complete: bool  # the body ended properly (the last-chunk, or all of Content-Length)
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+def raw_get(url: str, timeout: float = 10.0) -> RawReply:
+    """GET ``url`` over a plain socket and keep the chunked framing that HTTP clients hide.
+
+    uvicorn frames every non-empty ``http.response.body`` message as one chunk, so
+    ``len(reply.chunks)`` counts the sends of the app — observed from outside it.
+    """
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout) as sock:
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nConnection: close\r\n\r\n".encode())
+        reader = sock.makefile("rb")
+        status = int(reader.readline().split()[1])
+        headers: dict[str, str] = {}
+        while line := reader.readline().strip():
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if headers.get("transfer-encoding", "").lower() != "chunked":
+            body = reader.read(int(headers.get("content-length", "0")))
+            return RawReply(
+                status, headers, [body] if body else [], len(body) == int(headers.get("content-length", "0"))
+            )
+        return RawReply(status, headers, *_read_chunks(reader))
+
+
+def _read_chunks(reader: Any) -> tuple[list[bytes], bool]:
+    chunks: list[bytes] = []
+    while size_line := reader.readline():
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            return chunks, True
+        chunks.append(reader.read(size))
+        reader.readline()  # the CRLF after each chunk
+    return chunks, False  # the connection closed before the last-chunk: a broken body
 
 
 # --------------------------------------------------------------------------- a real browser

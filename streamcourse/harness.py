@@ -8,18 +8,35 @@ which runs it wherever the learner's code runs. Each builder takes only what can
 cross the grader's channel (plain data, paths, the check's own iterators and
 callables, the learner's own values) and returns an ASGI app for ``serve()``.
 Nothing a builder computes is trusted: checks judge only what they observe.
+
+When the learner's function raises, the route answers 500 with the exception's
+type and message as its body (``LEARNER_ERROR`` header set), so a check can show
+the learner what went wrong without believing anything else the route says.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
-__all__ = ["numbered_rows", "release_free_memory", "relay_behind"]
+__all__ = [
+    "LEARNER_ERROR",
+    "csv_download_app",
+    "ndjson_app",
+    "numbered_rows",
+    "proxy_app",
+    "release_free_memory",
+    "relay_behind",
+    "wrapped_stream_app",
+]
+
+#: Response header that marks a 500 as "the learner's function raised" (its body says what).
+LEARNER_ERROR = "x-streamcourse-learner-error"
 
 
 def numbered_rows(count: int, width: int) -> Iterator[str]:
@@ -96,4 +113,98 @@ def relay_behind(middleware: Any, model_url: str, **options: Any) -> FastAPI:
         return {"text": "".join(parts)}
 
     app.add_middleware(middleware, **options)
+    return app
+
+
+# --------------------------------------------------------------------------- lab 02: a learner's function behind a route
+
+
+def _raised(exc: Exception) -> Response:
+    return PlainTextResponse(f"{type(exc).__name__}: {exc}", status_code=500, headers={LEARNER_ERROR: "1"})
+
+
+def csv_download_app(
+    csv_export: Callable[..., Any],
+    rows: Callable[[], Iterable[Sequence[object]]] | int,
+    header: Sequence[str],
+    filename: str,
+) -> FastAPI:
+    """``GET /export`` answers ``csv_export(<rows>, header=..., filename=...)``.
+
+    ``rows`` is the check's own factory of rows, or a count: that many rows
+    ``(i, "user i", "x" * 24)`` made here, because thousands of rows pulled one
+    by one across the grader's channel would time the channel, not the export.
+    A plain ``def`` route: a learner's answer that blocks while it builds the
+    whole CSV then blocks a worker thread, not the server's event loop.
+    ``GET /ping`` answers from the event loop itself, so a check can ask it
+    while an export runs: it stays silent while the loop is blocked.
+    """
+    app = FastAPI()
+
+    @app.get("/ping")
+    async def ping() -> str:
+        return "pong"
+
+    @app.get("/export")
+    def export() -> Any:
+        made = _table(rows) if isinstance(rows, int) else rows()
+        try:
+            return csv_export(made, header=tuple(header), filename=filename)
+        except Exception as exc:  # noqa: BLE001 - shown to the learner by the check
+            return _raised(exc)
+
+    return app
+
+
+def _table(count: int) -> Iterator[tuple[int, str, str]]:
+    for i in range(count):
+        yield (i, f"user {i}", "x" * 24)
+
+
+def ndjson_app(ndjson_rows: Callable[[AsyncIterable[Any]], Any], items: AsyncIterable[Any]) -> FastAPI:
+    """``GET /items`` answers ``ndjson_rows(items)``: one request per app, since ``items`` is read once.
+
+    ``items`` is the check's own async iterable itself, not a factory: the
+    grader's channel drives an async iterator on the loop of the check that lent it.
+    """
+    app = FastAPI()
+
+    @app.get("/items")
+    async def answer() -> Any:
+        try:
+            return ndjson_rows(items)
+        except Exception as exc:  # noqa: BLE001 - shown to the learner by the check
+            return _raised(exc)
+
+    return app
+
+
+def proxy_app(proxy: Callable[[str], Any], url: str) -> FastAPI:
+    """``GET /proxy`` answers ``await proxy(url)`` (a plain return value is used as it is)."""
+    app = FastAPI()
+
+    @app.get("/proxy")
+    async def relayed() -> Any:
+        try:
+            answer = proxy(url)
+            return await answer if inspect.isawaitable(answer) else answer
+        except Exception as exc:  # noqa: BLE001
+            return _raised(exc)
+
+    return app
+
+
+def wrapped_stream_app(wrap: Callable[..., AsyncIterator[str]], source: AsyncIterator[str], *args: Any) -> FastAPI:
+    """An app whose ``GET /stream`` sends ``wrap(source, *args)`` as an event stream: one request per app.
+
+    ``wrap`` is the learner's stream wrapper (lab 05's ``with_keepalive``); ``source``
+    is the check's own async iterator itself, not a factory: the grader's channel
+    drives an async iterator on the loop of the check that lent it.
+    """
+    app = FastAPI()
+
+    @app.get("/stream")
+    async def stream() -> StreamingResponse:
+        return StreamingResponse(wrap(source, *args), media_type="text/event-stream")
+
     return app

@@ -252,10 +252,14 @@ def sandbox(notebook: Path | None, shared: Path | None, limits: SandboxLimits, j
         "/dev",  # a minimal /dev (null, zero, random, tty...)
         "--proc",
         "/proc",  # its own processes only
+        "--perms",
+        "1777",  # writable by the user it becomes, as a /tmp is
         "--size",
         str(limits.tmp_mb * mib),
         "--tmpfs",
         "/tmp",  # private scratch, capped (before the binds: one may be under /tmp)
+        "--perms",
+        "1777",
         "--size",
         str(limits.shm_mb * mib),
         "--tmpfs",

@@ -87,6 +87,10 @@ class Policy:
         """Serve an app of the other side (see ``streamcourse.server.serve``)."""
         raise PermissionError("this side serves no apps of the other side")
 
+    def serve_workers(self, app: Proxy, workers: int, name: str) -> Any:
+        """Serve an app of the other side from worker processes (see ``streamcourse.workers.serve_workers``)."""
+        raise PermissionError("this side serves no apps of the other side")
+
 
 class Peer:
     """Calls, answers and lends over one channel socket."""
@@ -302,6 +306,9 @@ class Peer:
         if op in ASYNC_OPS:
             if loop is None:
                 self._reply_error(ident, ErrorInfo("TypeError", "TypeError", f"{op} needs an awaitable object"))
+                return
+            if loop.is_closed() or not loop.is_running():  # its check has ended: nobody would ever answer
+                self._reply_error(ident, ErrorInfo("RuntimeError", "RuntimeError", "the loop that lent it has ended"))
                 return
             future = asyncio.run_coroutine_threadsafe(self.policy.arun(op, obj, args), loop)
         else:

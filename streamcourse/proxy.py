@@ -113,6 +113,9 @@ class Proxy:
     def __streamcourse_serve__(self, name: str) -> Any:
         return self._peer.policy.serve(self, name)
 
+    def __streamcourse_serve_workers__(self, workers: int, name: str) -> Any:
+        return self._peer.policy.serve_workers(self, workers, name)
+
     def _can(self, op: str) -> None:
         if op not in self._handle.abilities:
             raise TypeError(f"{self._handle.label!r} object does not support {op}")

@@ -92,6 +92,32 @@ class CheckSide(Policy):
         served = peer.call("serve", None, app, name, timeout=30)
         return ElsewhereServer(name, int(served["port"]), lambda: peer.call("stop", None, served["port"], timeout=10))
 
+    def serve_workers(self, app: Proxy, workers: int, name: str) -> Any:
+        from streamcourse.workers import ElsewhereWorkers
+
+        peer = app._peer
+        served = peer.call("serve_workers", None, app, workers, name, timeout=60)
+        return ElsewhereWorkers(
+            name,
+            int(served["port"]),
+            lambda: peer.call("stop", None, served["port"], timeout=15),
+            ports=[int(port) for port in served["ports"]],
+            pids=[_seen_from_here(int(pid)) for pid in served["pids"]],
+        )
+
+
+def _seen_from_here(pid: int) -> int:
+    """The pid, in this process's pid namespace, of our descendant that calls itself ``pid`` in its own."""
+    for process in psutil.Process().children(recursive=True):
+        try:
+            with open(f"/proc/{process.pid}/status") as status:
+                line = next((text for text in status if text.startswith("NSpid:")), "")
+        except OSError:
+            continue
+        if line.split()[-1:] == [str(pid)]:
+            return process.pid
+    raise LookupError(f"no process of the runner's is pid {pid} in its own namespace")
+
 
 # --------------------------------------------------------------------------- one runner
 

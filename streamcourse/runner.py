@@ -17,13 +17,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import builtins
+import contextlib
 import operator
 import os
+import resource
 import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 from streamcourse import cells, notebooks
@@ -117,6 +119,12 @@ class LearnerSide(Policy):
             server = serve(args[0], name=f"runner-{str(args[1])[:40]}")
             self.servers[server.port] = server
             return {"url": server.url, "port": server.port}
+        if op == "serve_workers":
+            from streamcourse.workers import serve_workers
+
+            group = serve_workers(args[0], int(args[1]), name=f"runner-{str(args[2])[:40]}")
+            self.servers[group.port] = group
+            return {"port": group.port, "ports": group.ports, "pids": group.pids}
         if op == "stop":
             server = self.servers.pop(int(args[0]), None)
             if server is not None:
@@ -183,8 +191,33 @@ def run_notebook(
         clock.start(index)
 
     stops = (CellTimeout, SystemExit, KeyboardInterrupt)  # each ends its own cell, as in Jupyter
-    for outcome in cells.run_cells(code, values, run, skip, before, clock.stop, catch=stops):
-        peer.notify("cell", {"index": outcome.index, "error": outcome.error})
+    with address_space_reserve():
+        for outcome in cells.run_cells(code, values, run, skip, before, clock.stop, catch=stops):
+            peer.notify("cell", {"index": outcome.index, "error": outcome.error})
+
+
+RESERVE_MB = 384  # what the checks' builders may still need after a cell filled memory (FastAPI, uvicorn, pydantic)
+
+
+@contextlib.contextmanager
+def address_space_reserve() -> Iterator[None]:
+    """Keep some of the sandbox's address space back while the cells run, and give it to the checks after.
+
+    A cell that fills memory (``while True: blocks.append(...)``) keeps what it got:
+    without a reserve, the checks that follow could not even import FastAPI and the
+    learner would lose points earned before that cell. The learner may raise the
+    soft limit again; that only removes their own reserve, never the hard limit.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard == resource.RLIM_INFINITY:
+        yield
+        return
+    resource.setrlimit(resource.RLIMIT_AS, (hard - min(RESERVE_MB * 2**20, hard // 4), hard))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 def main(argv: list[str] | None = None) -> int:

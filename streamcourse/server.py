@@ -19,18 +19,43 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
 
-__all__ = ["Server", "ElsewhereServer", "Served", "serve", "running", "stop_all"]
+__all__ = ["Server", "ElsewhereServer", "Served", "serve", "running", "stop_all", "register", "unregister"]
 
 #: Seconds a stopping server waits for open responses before cancelling them.
 #: Without a bound, one endless stream keeps uvicorn from ever stopping.
 GRACEFUL_SHUTDOWN_SECONDS = 0.5
 
-_running: dict[str, Server | ElsewhereServer] = {}
+
+class Running(Protocol):
+    """Anything this kernel runs under a name: a server, a group of worker processes, a Redis server."""
+
+    name: str
+
+    def stop(self) -> None: ...
+
+
+_running: dict[str, Running] = {}
 _lock = threading.Lock()
+
+
+def register(handle: Running) -> None:
+    """Track ``handle`` under its name (stop_all() stops it); stop the earlier holder of that name first."""
+    previous = _running.get(handle.name)
+    if previous is not None and previous is not handle:
+        previous.stop()
+    with _lock:
+        _running[handle.name] = handle
+
+
+def unregister(handle: Running) -> None:
+    """Forget ``handle`` once it has stopped (a newer holder of its name stays)."""
+    with _lock:
+        if _running.get(handle.name) is handle:
+            del _running[handle.name]
 
 
 @dataclass(repr=False)
@@ -66,9 +91,7 @@ class Server:
             self._uvicorn.force_exit = True
             self._thread.join(timeout)
         self._socket.close()
-        with _lock:
-            if _running.get(self.name) is self:
-                del _running[self.name]
+        unregister(self)
 
     def __enter__(self) -> Server:
         return self
@@ -120,9 +143,7 @@ class ElsewhereServer:
                 self._stop()
             except (ConnectionError, TimeoutError):
                 pass  # the process that served it is gone: so is the server
-        with _lock:
-            if _running.get(self.name) is self:
-                del _running[self.name]
+        unregister(self)
 
     def __enter__(self) -> ElsewhereServer:
         return self
@@ -164,15 +185,17 @@ def serve(app: Any, name: str = "app", *, log_level: str = "warning") -> Server 
     """
     previous = _running.get(name)
     if previous is not None:
-        previous.stop()
+        previous.stop()  # frees the name (and the memory) before the new server starts
     elsewhere = getattr(type(app), "__streamcourse_serve__", None)
     if elsewhere is not None:
         served: ElsewhereServer = elsewhere(app, name)
-        with _lock:
-            _running[name] = served
+        register(served)
         return served
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not the default 0: asyncio turns Nagle off (TCP_NODELAY) only on
+    # connections whose socket says proto == IPPROTO_TCP. Without it every answer
+    # written in two pieces (headers, then body) waits ~40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -207,17 +230,16 @@ def serve(app: Any, name: str = "app", *, log_level: str = "warning") -> Server 
         time.sleep(0.001)
 
     handle = Server(name, port, root_path, server, thread, sock)
-    with _lock:
-        _running[name] = handle
+    register(handle)
     return handle
 
 
-def running() -> dict[str, Server | ElsewhereServer]:
-    """The servers this kernel is running now, by name."""
+def running() -> dict[str, Running]:
+    """What this kernel is running now, by name: servers, worker groups, Redis servers."""
     return dict(_running)
 
 
 def stop_all() -> None:
-    """Stop every server started with :func:`serve`."""
+    """Stop everything started with :func:`serve` (and the other :func:`register`-ed handles)."""
     for handle in list(_running.values()):
         handle.stop()

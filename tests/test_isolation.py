@@ -100,6 +100,9 @@ def test_its_tmp_and_shm_are_private_and_small(tmp_path: Path) -> None:
         tmp_path,
     )
     assert not seen["ours"]
+    assert seen["filled"]["/tmp"] > 0 and seen["filled"]["/dev/shm"] > 0, (
+        f"the sandbox's user cannot write its own /tmp: {seen}"
+    )
     assert seen["filled"]["/tmp"] <= LIMITS.tmp_mb << 20 and seen["filled"]["/dev/shm"] <= LIMITS.shm_mb << 20, seen
 
 
@@ -214,3 +217,24 @@ def test_the_runner_starts_in_well_under_a_second(tmp_path: Path) -> None:
     started = time.perf_counter()
     probe("seen['ok'] = True", tmp_path)
     assert time.perf_counter() - started < 10  # generous: a loaded one-core machine
+
+
+def test_memory_a_cell_filled_leaves_room_for_the_checks_that_follow(tmp_path: Path) -> None:
+    """CI once lost a point this way: after a cell filled memory, a check could not import pydantic_core."""
+    seen = probe(
+        f"""
+        sys.path.insert(0, {str(REPO)!r})
+        from streamcourse.runner import address_space_reserve
+        blocks = []
+        with address_space_reserve():
+            try:
+                while True:
+                    blocks.append(bytearray(16 * 1024 ** 2))
+            except MemoryError:
+                seen['cell'] = 'MemoryError'
+        after = bytearray(96 * 1024 ** 2)  # what a check's imports may need (a quarter of the limit is kept back)
+        seen['check'] = len(after)
+    """,
+        tmp_path,
+    )
+    assert seen == {"cell": "MemoryError", "check": 96 * 1024**2}

@@ -62,6 +62,13 @@ def sneaky():
 
 def peek(thing):
     return thing.gi_frame
+
+kept = []
+def keep(items):
+    kept.append(items)
+
+async def drain_kept():
+    return [x async for x in kept[0]]
 """
 
 
@@ -125,6 +132,25 @@ async def test_cancelling_an_await_cancels_it_on_the_other_side(sides) -> None:
             break
         await asyncio.sleep(0.01)
     assert "closed" in values["log"], "the learner's generator was cancelled at its await and ran its finally"
+
+
+def test_an_async_iterator_lent_by_a_check_that_has_ended_fails_at_once_instead_of_hanging(sides) -> None:
+    """A learner's server went on reading a source whose check was over: the next check waited 20 s for it."""
+    checker, _ = sides
+
+    async def items() -> Any:
+        yield 1
+
+    async def lend() -> None:
+        name(checker, "keep")(items())
+
+    asyncio.run(lend())  # the check that lent it ends here, and its loop with it
+
+    async def drain() -> Any:
+        return await asyncio.wait_for(name(checker, "drain_kept")(), 10)
+
+    with pytest.raises(RuntimeError, match="the loop that lent it has ended"):
+        asyncio.run(drain())
 
 
 def test_an_error_comes_back_as_the_built_in_it_was_with_where_it_happened(sides) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from streamcourse import release
+from streamcourse import building, release
 from streamcourse.checking import REPO
 
 
@@ -88,9 +88,11 @@ def _small_course(root: Path) -> Path:
         "tests/labs/test_lab01_generators.py",
         "tests/labs/checks.ini",
         "streamcourse/checking.py",
+        "notebooks/01_generators.ipynb",
     ):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / name, root / name)
+    building.build(root / "solutions", root / "labs")  # its README's map lists this one lesson and lab
     return root
 
 

@@ -136,6 +136,21 @@ async def test_stop_returns_promptly_with_an_endless_stream_open_and_runs_its_fi
     assert cleaned_up.is_set(), "the generator's finally did not run"
 
 
+def test_a_small_answer_does_not_wait_for_a_delayed_ack(no_binder: None) -> None:
+    """Regression: a listening socket made with proto 0 kept Nagle on, and every answer took ~40 ms."""
+    server = serve(hello_app(), name="nagle")
+    with httpx.Client() as client:
+        client.get(server.url + "/")  # connect first: only the requests on an open connection are timed
+        times = []
+        for _ in range(15):
+            started = time.perf_counter()
+            client.get(server.url + "/")
+            times.append(time.perf_counter() - started)
+
+    median = sorted(times)[len(times) // 2]
+    assert median < 0.025, f"a keep-alive GET took {median * 1000:.0f} ms (Nagle + delayed ACK is 40 ms or more)"
+
+
 def test_serving_the_same_name_again_replaces_the_first_server(no_binder: None) -> None:
     app = hello_app()
     first = serve(app, name="rerun")

@@ -9,6 +9,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 
+from streamcourse.checkkit import eventually
 from streamcourse.server import serve
 from streamcourse.widgets import TokenView, WireView
 
@@ -34,9 +35,9 @@ async def test_token_view_shows_every_piece_and_times_the_first() -> None:
 async def test_stop_button_cancels_the_stream_and_closes_its_source() -> None:
     view, closed = TokenView(), []
     view.start(pieces(1000, 0.01, closed))
-    await asyncio.sleep(0.1)
+    assert await eventually(lambda: view.tokens >= 3, 10), "the view should show pieces as they arrive"
     view.button.click()
-    await view.wait(2)
+    await view.wait(5)
     assert view.outcome == "stopped" and 0 < view.tokens < 1000
     assert closed == ["closed"], "the source generator's finally should run when Stop is pressed"
 
@@ -67,13 +68,12 @@ async def test_stop_closes_the_http_connection_so_the_server_sees_the_client_lea
 
         view = TokenView()
         view.start(read())
-        await asyncio.sleep(0.2)
+        assert await eventually(lambda: view.tokens >= 1, 10), "the view should show the first ticks"
         view.stop()
-        await view.wait(2)
-        for _ in range(100):
-            if ended:
-                break
-            await asyncio.sleep(0.01)
+        await view.wait(5)
+        assert await eventually(lambda: bool(ended), 5), (
+            "the server's generator should be closed once Stop closed the connection"
+        )
     assert view.outcome == "stopped" and view.text.startswith("tick ")
     assert ended == ["server generator closed"]
 

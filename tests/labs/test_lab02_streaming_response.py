@@ -1,10 +1,11 @@
 """Checks for lab 02 — StreamingResponse: ``csv_export``, ``ndjson_rows`` and ``proxy``.
 
-Every check serves the learner's code with ``serve()`` and talks to it over a
-real socket with httpx. Row and item sources are gated: they stop half-way and
-wait for the check to say "go on", so a response that is built whole before
-it is sent fails (instead of hanging). The proxy checks run their own upstream
-server, whose async generator records the moment its ``finally`` ran — that is
+The learner's functions are put behind a route by a builder from
+``streamcourse.harness`` (it runs wherever the learner's code runs), served on a
+real socket and read by the check over HTTP. Everything is observed from the
+check's side: the bytes and their chunked framing on the raw socket, how far
+the check's own gated sources were read, and the record of the check's own
+upstream server — whose async generator notes when its ``finally`` ran: that is
 how "the upstream request was closed" is proved at the upstream itself.
 """
 
@@ -25,6 +26,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.responses import Response, StreamingResponse
 
+from streamcourse import harness
+from streamcourse.checkkit import eventually, raw_get
 from streamcourse.server import Server, serve
 
 CSV = "lab02.csv_export"
@@ -32,15 +35,7 @@ NDJSON = "lab02.ndjson_rows"
 PROXY = "lab02.proxy"
 
 WAIT = 3.0  # seconds a check waits for a first byte before it calls the answer "not streaming"
-
-
-@pytest.fixture
-def servers() -> Iterator[list[Server]]:
-    """Servers a check starts; all stopped when it ends (even when it fails)."""
-    started: list[Server] = []
-    yield started
-    for server in started:
-        server.stop()
+HEADER = ("id", "name", "note")
 
 
 def start(servers: list[Server], app: Any, name: str) -> Server:
@@ -49,67 +44,53 @@ def start(servers: list[Server], app: Any, name: str) -> Server:
     return server
 
 
-async def first_chunk(response: httpx.Response, seconds: float = WAIT) -> bytes | None:
-    """The first body bytes, or None if none arrive within ``seconds``."""
-    try:
-        return await asyncio.wait_for(anext(response.aiter_raw()), seconds)
-    except (TimeoutError, StopAsyncIteration):
-        return None
+def require_no_error(status: int, headers: Any, body: bytes, name: str) -> None:
+    """A 500 from the builder's route means the learner's function raised: say what it raised."""
+    if status == 500 and harness.LEARNER_ERROR in headers:
+        pytest.fail(f"your {name} raised {body.decode(errors='replace')[:300]}", pytrace=False)
 
 
-class Learner:
-    """Calls the learner's function inside a route; what it raises is kept and re-raised in the check."""
-
-    def __init__(self, fn: Any) -> None:
-        self.fn = fn
-        self.errors: list[BaseException] = []
-
-    def call(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return self.fn(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - kept, and raised by raise_errors() in the check
-            self.errors.append(exc)
-            return Response("your function raised an exception", status_code=500)
-
-    async def acall(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            result = self.fn(*args, **kwargs)
-            if asyncio.iscoroutine(result):
-                result = await result
-            return result
-        except Exception as exc:  # noqa: BLE001 - kept, and raised by raise_errors() in the check
-            self.errors.append(exc)
-            return Response("your function raised an exception", status_code=500)
-
-    def raise_errors(self) -> None:
-        if self.errors:
-            raise self.errors[0]
-
-
-def expect_ok(response: httpx.Response, learner: Learner) -> None:
-    learner.raise_errors()
+def expect_ok(response: httpx.Response, name: str) -> None:
+    require_no_error(response.status_code, response.headers, response.content, name)
     assert response.status_code == 200, f"expected status 200, got {response.status_code}"
 
 
 class Gate:
-    """Lets a source run up to a point, then holds it until the check opens the gate (or 10 s pass)."""
+    """Holds a source at a point until the check opens it (or 10 s pass). The check owns it."""
 
     def __init__(self) -> None:
         self.event = threading.Event()
-        self.held = False
 
     def hold(self) -> None:
-        self.held = True
         self.event.wait(10)
 
     async def ahold(self) -> None:
-        self.held = True
-        deadline = time.monotonic() + 10
-        while not self.event.is_set() and time.monotonic() < deadline:
-            await asyncio.sleep(0.005)
+        await eventually(self.event.is_set, 10, interval=0.005)
 
     def open(self) -> None:
         self.event.set()
+
+
+async def fetch(url: str, timeout: float = WAIT * 3) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=timeout) as client:
+        return await client.get(url)
+
+
+async def first_bytes(url: str, name: str) -> tuple[int, bytes | None, float]:
+    """Status, the first body bytes (None when none arrive within WAIT), and when the check hung up."""
+    async with httpx.AsyncClient(timeout=WAIT) as client:
+        try:
+            async with client.stream("GET", url) as response:
+                try:
+                    first = await asyncio.wait_for(anext(response.aiter_raw()), WAIT)
+                except (TimeoutError, StopAsyncIteration):
+                    first = None
+                if response.status_code == 500:
+                    require_no_error(500, response.headers, first or b"", name)
+                left_at = time.perf_counter()  # leaving the block closes the connection: the client is gone
+            return response.status_code, first, left_at
+        except httpx.TimeoutException:
+            return 0, None, time.perf_counter()
 
 
 # --------------------------------------------------------------------------- csv_export
@@ -126,67 +107,30 @@ TRICKY_ROWS = [
 ]
 
 
-def gated_rows(gate: Gate, before: int = 5_000, after: int = 10) -> Iterator[tuple[int, str, str]]:
-    """~200 KB of rows, then wait at the gate, then a few more."""
+def gated_rows(gate: Gate, before: int = 1_000, after: int = 10) -> Iterator[tuple[int, str, str]]:
+    """~220 KB of rows (wide ones: few enough to cross the grader's channel quickly), then the gate, then a few more."""
     for i in range(before):
-        yield (i, f"user {i}", "x" * 24)
+        yield (i, f"user {i}", "x" * 200)
     gate.hold()
     for i in range(before, before + after):
-        yield (i, f"user {i}", "x" * 24)
+        yield (i, f"user {i}", "x" * 200)
 
 
-def csv_app(make_rows: Any, learner: Learner, filename: str = "report-2026.csv") -> FastAPI:
-    app = FastAPI()
-
-    @app.get("/export")
-    def route() -> Response:  # a plain def: a blocking answer must not freeze the server's event loop
-        return learner.call(make_rows(), header=("id", "name", "note"), filename=filename)
-
-    return app
-
-
-class CountSends:
-    """ASGI middleware: how many body messages the app sends (one per `yield` of a stream)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.sends = 0
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        async def counting(message: Any) -> None:
-            if message["type"] == "http.response.body" and message.get("body"):
-                self.sends += 1
-            await send(message)
-
-        await self.app(scope, receive, counting)
+def csv_server(submission: Any, servers: list[Server], rows: Any, filename: str = "report-2026.csv") -> Server:
+    app = submission.build(harness.csv_download_app, submission.csv_export, rows, list(HEADER), filename)
+    return start(servers, app, "csv")
 
 
 def parse_csv(body: bytes) -> list[list[str]]:
     return list(csv.reader(io.StringIO(body.decode("utf-8"), newline="")))
 
 
-async def fetch(url: str, timeout: float = WAIT * 3) -> httpx.Response:
-    async with httpx.AsyncClient(timeout=timeout) as client:
-        return await client.get(url)
-
-
-async def first_bytes(url: str) -> tuple[int, bytes | None]:
-    """Status and the first body bytes of a streamed GET, or None when none arrive within WAIT."""
-    async with httpx.AsyncClient(timeout=WAIT) as client:
-        try:
-            async with client.stream("GET", url) as response:
-                return response.status_code, await first_chunk(response)
-        except httpx.TimeoutException:
-            return 0, None
-
-
 @pytest.mark.exercise(CSV)
 async def test_first_bytes_arrive_before_the_last_row_is_produced(submission, servers) -> None:
-    gate, learner = Gate(), Learner(submission.csv_export)
-    server = start(servers, csv_app(lambda: gated_rows(gate), learner), "csv")
+    gate = Gate()
+    server = csv_server(submission, servers, lambda: gated_rows(gate))
     try:
-        status, first = await first_bytes(f"{server.url}/export")
-        learner.raise_errors()
+        status, first, _ = await first_bytes(f"{server.url}/export", "csv_export")
         assert first and status == 200, (
             f"no bytes arrived within {WAIT:g} s while the last rows were still being produced: stream the CSV "
             "from a generator inside a StreamingResponse instead of building it whole first"
@@ -196,13 +140,39 @@ async def test_first_bytes_arrive_before_the_last_row_is_produced(submission, se
 
 
 @pytest.mark.exercise(CSV)
+async def test_the_export_leaves_the_event_loop_free(submission, servers) -> None:
+    """Rows come from a slow (here: held) sync source: read in a worker thread, it cannot stop other requests."""
+    gate = Gate()
+    server = csv_server(submission, servers, lambda: gated_rows(gate))
+    try:
+        async with httpx.AsyncClient(timeout=WAIT) as client, client.stream("GET", f"{server.url}/export") as export:
+            try:
+                first = await asyncio.wait_for(anext(export.aiter_raw()), WAIT)
+            except (TimeoutError, StopAsyncIteration):
+                pytest.fail(
+                    f"no bytes of the export arrived within {WAIT:g} s: stream it from a generator", pytrace=False
+                )
+            require_no_error(export.status_code, export.headers, first, "csv_export")
+            try:
+                pong = await client.get(f"{server.url}/ping", timeout=2.0)
+            except httpx.TimeoutException:
+                pong = None
+            assert pong is not None and pong.status_code == 200, (
+                "while the export waited for its next rows, the server could not answer another request for 2 s: "
+                "an `async def` generator that reads a plain iterable runs on the event loop and blocks it. "
+                "Use a plain `def` generator — Starlette runs it in a worker thread"
+            )
+    finally:
+        gate.open()
+
+
+@pytest.mark.exercise(CSV)
 async def test_values_with_commas_quotes_and_newlines_are_quoted(submission, servers) -> None:
-    learner = Learner(submission.csv_export)
-    server = start(servers, csv_app(lambda: iter(TRICKY_ROWS), learner), "csv")
+    server = csv_server(submission, servers, lambda: iter(TRICKY_ROWS))
     response = await fetch(f"{server.url}/export")
-    expect_ok(response, learner)
+    expect_ok(response, "csv_export")
     got = parse_csv(response.content)
-    expected = [["id", "name", "note"]] + [[str(v) for v in row] for row in TRICKY_ROWS]
+    expected = [list(HEADER)] + [[str(v) for v in row] for row in TRICKY_ROWS]
     assert got == expected, (
         "read back with the csv module, the export should give the header and then every row unchanged — "
         "values with commas, quotes and newlines need quoting: write rows with csv.writer, not f-strings. "
@@ -212,10 +182,9 @@ async def test_values_with_commas_quotes_and_newlines_are_quoted(submission, ser
 
 @pytest.mark.exercise(CSV)
 async def test_download_headers_say_csv_attachment_with_the_filename(submission, servers) -> None:
-    learner = Learner(submission.csv_export)
-    server = start(servers, csv_app(lambda: iter(TRICKY_ROWS[:2]), learner), "csv")
+    server = csv_server(submission, servers, lambda: iter(TRICKY_ROWS[:2]))
     response = await fetch(f"{server.url}/export")
-    expect_ok(response, learner)
+    expect_ok(response, "csv_export")
     content_type = response.headers.get("content-type", "")
     disposition = response.headers.get("content-disposition", "")
     assert content_type.startswith("text/csv"), f"Content-Type should be text/csv, not {content_type!r}"
@@ -229,17 +198,17 @@ async def test_download_headers_say_csv_attachment_with_the_filename(submission,
 
 @pytest.mark.exercise(CSV)
 async def test_rows_are_sent_in_batches_not_one_send_per_row(submission, servers) -> None:
+    """Each send of the app is one chunk of the chunked body: counted on the raw socket."""
     n = 20_000
-    learner = Learner(submission.csv_export)
-    counted = CountSends(csv_app(lambda: ((i, f"user {i}", "x" * 24) for i in range(n)), learner))
-    server = start(servers, counted, "csv")
-    response = await fetch(f"{server.url}/export", timeout=30)
-    expect_ok(response, learner)
-    rows = len(parse_csv(response.content)) - 1
+    server = csv_server(submission, servers, n)  # the rows are made beside the learner's code
+    reply = await asyncio.to_thread(raw_get, f"{server.url}/export", 30.0)
+    require_no_error(reply.status, reply.headers, reply.body, "csv_export")
+    assert reply.status == 200 and reply.complete, f"expected a complete 200 response, got {reply.status}"
+    rows = len(parse_csv(reply.body)) - 1
     assert rows == n, f"expected {n} rows after the header, got {rows}"
-    most = len(response.content) // 8192 + 2
-    assert counted.sends <= most, (
-        f"{n} rows ({len(response.content) // 1024} KiB) took {counted.sends} sends: one send per row is many times "
+    most = len(reply.body) // 8192 + 2
+    assert len(reply.chunks) <= most, (
+        f"{n} rows ({len(reply.body) // 1024} KiB) took {len(reply.chunks)} sends: one send per row is many times "
         "slower. Collect rows in a buffer and yield chunks of about 64 KiB"
     )
 
@@ -265,22 +234,16 @@ async def items_from(values: list[Any], gate: Gate | None = None) -> AsyncIterat
         await asyncio.sleep(0)
 
 
-def ndjson_app(make_items: Any, learner: Learner) -> FastAPI:
-    app = FastAPI()
-
-    @app.get("/items")
-    async def route() -> Response:
-        return learner.call(make_items())
-
-    return app
+def ndjson_server(submission: Any, servers: list[Server], items: AsyncIterator[Any]) -> Server:
+    """The learner's ndjson_rows behind GET /items, fed the check's own ``items`` (one request)."""
+    return start(servers, submission.build(harness.ndjson_app, submission.ndjson_rows, items), "ndjson")
 
 
 @pytest.mark.exercise(NDJSON)
 async def test_each_item_is_one_json_line_ending_in_a_newline(submission, servers) -> None:
-    learner = Learner(submission.ndjson_rows)
-    server = start(servers, ndjson_app(lambda: items_from(ITEMS), learner), "ndjson")
+    server = ndjson_server(submission, servers, items_from(ITEMS))
     response = await fetch(f"{server.url}/items")
-    expect_ok(response, learner)
+    expect_ok(response, "ndjson_rows")
     body = response.content
     assert body.endswith(b"\n"), "every line, the last one too, must end with a newline ('\\n')"
     lines = body.decode("utf-8").split("\n")[:-1]
@@ -296,11 +259,10 @@ async def test_each_item_is_one_json_line_ending_in_a_newline(submission, server
 
 @pytest.mark.exercise(NDJSON)
 async def test_first_line_arrives_before_the_source_is_finished(submission, servers) -> None:
-    gate, learner = Gate(), Learner(submission.ndjson_rows)
-    server = start(servers, ndjson_app(lambda: items_from(ITEMS, gate), learner), "ndjson")
+    gate = Gate()
+    server = ndjson_server(submission, servers, items_from(ITEMS, gate))
     try:
-        status, first = await first_bytes(f"{server.url}/items")
-        learner.raise_errors()
+        status, first, _ = await first_bytes(f"{server.url}/items", "ndjson_rows")
         assert first and status == 200, (
             f"nothing arrived within {WAIT:g} s while the source still had items to give: yield each line "
             "as its item arrives (an async generator), do not collect them first"
@@ -314,10 +276,9 @@ async def test_first_line_arrives_before_the_source_is_finished(submission, serv
 
 @pytest.mark.exercise(NDJSON)
 async def test_content_type_is_json_lines(submission, servers) -> None:
-    learner = Learner(submission.ndjson_rows)
-    server = start(servers, ndjson_app(lambda: items_from(ITEMS[:2]), learner), "ndjson")
+    server = ndjson_server(submission, servers, items_from(ITEMS[:2]))
     response = await fetch(f"{server.url}/items")
-    expect_ok(response, learner)
+    expect_ok(response, "ndjson_rows")
     content_type = response.headers.get("content-type", "")
     assert content_type.split(";")[0].strip() in ("application/x-ndjson", "application/jsonl"), (
         f"Content-Type should be application/x-ndjson (or application/jsonl), not {content_type!r}"
@@ -326,10 +287,9 @@ async def test_content_type_is_json_lines(submission, servers) -> None:
 
 @pytest.mark.exercise(NDJSON)
 async def test_an_empty_source_gives_an_empty_body(submission, servers) -> None:
-    learner = Learner(submission.ndjson_rows)
-    server = start(servers, ndjson_app(lambda: items_from([]), learner), "ndjson")
+    server = ndjson_server(submission, servers, items_from([]))
     response = await fetch(f"{server.url}/items")
-    expect_ok(response, learner)
+    expect_ok(response, "ndjson_rows")
     assert response.content == b"", (
         f"no items means no lines at all (not '[]' or a blank line); got {response.content!r}"
     )
@@ -339,7 +299,7 @@ async def test_an_empty_source_gives_an_empty_body(submission, servers) -> None:
 
 
 class Upstream:
-    """The service being proxied; it records when its endless stream's ``finally`` ran."""
+    """The service being proxied (the check's own server); it records when an endless stream's ``finally`` ran."""
 
     def __init__(self) -> None:
         self.gate = Gate()
@@ -350,6 +310,7 @@ class Upstream:
         self.app.get("/missing")(self.missing)
         self.app.get("/slow")(self.slow)
         self.app.get("/endless")(self.endless)
+        self.app.get("/broken")(self.broken)
 
     async def report(self) -> Response:
         async def body() -> AsyncIterator[bytes]:
@@ -369,38 +330,39 @@ class Upstream:
 
         return StreamingResponse(body(), media_type="text/plain; charset=utf-8")
 
-    async def endless(self) -> Response:
+    def silent_after(self, first: bytes) -> AsyncIterator[bytes]:
         async def body() -> AsyncIterator[bytes]:
             try:
-                yield b"tick\n"
+                yield first
                 while True:
                     await asyncio.sleep(30)  # silent: the proxy hears nothing more from upstream
-                    yield b"tick\n"
+                    yield first
             finally:
                 self.closed_at = time.perf_counter()
                 self.closed.set()
 
-        return StreamingResponse(body(), media_type="text/plain; charset=utf-8")
+        return body()
+
+    async def endless(self) -> Response:
+        return StreamingResponse(self.silent_after(b"tick\n"), media_type="text/plain; charset=utf-8")
+
+    async def broken(self) -> Response:
+        """A failing service whose error page never ends: only a proxy that closes it lets it go."""
+        return StreamingResponse(self.silent_after(b"<h1>503</h1>\n"), status_code=503, media_type="text/html")
 
 
-def proxied(servers: list[Server], learner: Learner, path: str) -> tuple[Upstream, Server]:
+def proxied(submission: Any, servers: list[Server], path: str) -> tuple[Upstream, Server]:
     upstream = Upstream()
     up = start(servers, upstream.app, "upstream")
-    app = FastAPI()
-
-    @app.get("/proxy")
-    async def route() -> Response:
-        return await learner.acall(f"{up.url}{path}")
-
+    app = submission.build(harness.proxy_app, submission.proxy, f"{up.url}{path}")
     return upstream, start(servers, app, "proxy")
 
 
 @pytest.mark.exercise(PROXY)
 async def test_status_and_content_type_are_passed_through(submission, servers) -> None:
-    learner = Learner(submission.proxy)
-    upstream, front = proxied(servers, learner, "/missing")
+    upstream, front = proxied(submission, servers, "/missing")
     got = await fetch(f"{front.url}/proxy")
-    learner.raise_errors()
+    require_no_error(got.status_code, got.headers, got.content, "proxy")
     assert got.status_code == 404, f"the upstream answered 404; the proxy should answer 404 too, not {got.status_code}"
     assert got.headers.get("content-type") == "application/problem+json", (
         f"pass the upstream's Content-Type through (application/problem+json); got {got.headers.get('content-type')!r}"
@@ -412,10 +374,9 @@ async def test_status_and_content_type_are_passed_through(submission, servers) -
 
 @pytest.mark.exercise(PROXY)
 async def test_a_streamed_body_arrives_whole_and_unchanged(submission, servers) -> None:
-    learner = Learner(submission.proxy)
-    upstream, front = proxied(servers, learner, "/report.csv")
+    upstream, front = proxied(submission, servers, "/report.csv")
     got = await fetch(f"{front.url}/proxy")
-    expect_ok(got, learner)
+    expect_ok(got, "proxy")
     expected = "".join(f"{i},row {i},\xe9\n" for i in range(2_000)).encode()
     assert got.headers.get("content-type", "").startswith("text/csv"), (
         f"pass the upstream's Content-Type through (text/csv; charset=utf-8); got {got.headers.get('content-type')!r}"
@@ -427,11 +388,9 @@ async def test_a_streamed_body_arrives_whole_and_unchanged(submission, servers) 
 
 @pytest.mark.exercise(PROXY)
 async def test_bytes_are_relayed_before_the_upstream_finishes(submission, servers) -> None:
-    learner = Learner(submission.proxy)
-    upstream, front = proxied(servers, learner, "/slow")
+    upstream, front = proxied(submission, servers, "/slow")
     try:
-        status, first = await first_bytes(f"{front.url}/proxy")
-        learner.raise_errors()
+        status, first, _ = await first_bytes(f"{front.url}/proxy", "proxy")
         assert first and status == 200, (
             f"the upstream sent its first part at once, but nothing came through the proxy within {WAIT:g} s: "
             "open the upstream with client.stream / send(..., stream=True) and relay each chunk, "
@@ -443,46 +402,33 @@ async def test_bytes_are_relayed_before_the_upstream_finishes(submission, server
 
 @pytest.mark.exercise(PROXY)
 async def test_the_upstream_is_closed_within_200_ms_of_the_client_leaving(submission, servers) -> None:
-    learner = Learner(submission.proxy)
-    upstream, front = proxied(servers, learner, "/endless")
-    status, first = await first_bytes(f"{front.url}/proxy")  # reads one chunk, then hangs up
-    left_at = time.perf_counter()
-    learner.raise_errors()
+    upstream, front = proxied(submission, servers, "/endless")
+    status, first, left_at = await first_bytes(f"{front.url}/proxy", "proxy")  # reads one chunk, then hangs up
     assert first == b"tick\n" and status == 200, f"the first tick should come through the proxy within {WAIT:g} s"
     closed = await asyncio.to_thread(upstream.closed.wait, 2.0)
     assert closed, (
         "the client left, but the upstream request was still open 2 s later: close the upstream response and "
         "client in a `finally` (or `async with`) inside an ASYNC generator — a sync generator waiting in a "
-        "thread, or cleanup after the loop, never runs when the client disconnects"
+        "thread never notices the client leaving"
     )
     delay = upstream.closed_at - left_at
     assert delay < 0.2, f"the upstream was closed {delay * 1000:.0f} ms after the client left; expected within 200 ms"
 
 
 @pytest.mark.exercise(PROXY)
-async def test_a_client_opened_for_the_request_is_closed_when_the_client_leaves(
-    submission, servers, monkeypatch
-) -> None:
-    """httpx closes the upstream CONNECTION itself when a read is cancelled; the AsyncClient is yours to close."""
-    opened: list[httpx.AsyncClient] = []
-    original = httpx.AsyncClient.__init__
-
-    def tracking(client: httpx.AsyncClient, *args: Any, **kwargs: Any) -> None:
-        original(client, *args, **kwargs)
-        if threading.current_thread().name == "streamcourse-check-lab02-proxy":  # made while serving the request
-            opened.append(client)
-
-    monkeypatch.setattr(httpx.AsyncClient, "__init__", tracking)
-    learner = Learner(submission.proxy)
-    upstream, front = proxied(servers, learner, "/endless")
-    status, first = await first_bytes(f"{front.url}/proxy")
-    learner.raise_errors()
-    assert first == b"tick\n" and status == 200, f"the first tick should come through the proxy within {WAIT:g} s"
-    deadline = time.monotonic() + 0.5
-    while any(not c.is_closed for c in opened) and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
-    still_open = sum(not c.is_closed for c in opened)
-    assert not still_open, (
-        f"{still_open} httpx.AsyncClient opened for this request was still open after the client left: close it "
-        "in the generator's `finally` (or use `async with`) — code after the loop never runs on a disconnect"
+async def test_a_failing_upstream_gets_502_and_is_closed(submission, servers) -> None:
+    """The 502 never streams the upstream: no generator starts, so no generator's finally can close it."""
+    upstream, front = proxied(submission, servers, "/broken")
+    got = await fetch(f"{front.url}/proxy")
+    answered_at = time.perf_counter()
+    require_no_error(got.status_code, got.headers, got.content, "proxy")
+    assert got.status_code == 502, (
+        f"the upstream failed with 503: answer 502 Bad Gateway (not its error page); got {got.status_code}"
     )
+    closed = await asyncio.to_thread(upstream.closed.wait, 2.0)
+    assert closed, (
+        "the proxy answered 502 but left the failing upstream open (still open 2 s later): a response you never "
+        "return never runs its generator, so close the upstream response and the client yourself before answering"
+    )
+    delay = upstream.closed_at - answered_at
+    assert delay < 0.2, f"the upstream was closed {delay * 1000:.0f} ms after the 502; close it before you answer"

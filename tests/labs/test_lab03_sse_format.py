@@ -144,6 +144,7 @@ def test_multi_line_data_gets_one_data_field_per_line(submission) -> None:
 
 
 @pytest.mark.exercise(FORMAT)
+@pytest.mark.behaviour("every answer writes each field it is given")
 def test_event_id_and_retry_are_written(submission) -> None:
     text = fmt(submission, "payload", event="update", id="42", retry=5000)
     assert reference_parse(text) == [("update", "payload", "42", 5000)], (
@@ -291,6 +292,7 @@ def test_httpx_sse_reads_what_format_event_writes(submission) -> None:
 
 
 @pytest.mark.exercise(PARSE)
+@pytest.mark.behaviour("every parser must give the events of the plainest stream")
 def test_a_simple_stream_gives_its_events(submission) -> None:
     got = parse(submission, ["data: hello\n\n", "event: greet\ndata: world\nid: 1\n\n"])
     assert got == [("message", "hello", "", None), ("greet", "world", "1", None)], (
@@ -665,10 +667,17 @@ def test_a_bad_start_is_refused_before_streaming(countdown_url: str, start: str)
             response = client.get(countdown_url, params={"start": start, "interval": 0})
         except httpx.RemoteProtocolError:
             pytest.fail(
-                f"start={start} answered 200 and then dropped the connection: raising inside the generator is too late "
-                "(the status line is already sent) — validate before streaming, e.g. Query(ge=1, le=100)",
+                f"start={start} answered 200 and then dropped the connection: an HTTPException raised inside the "
+                "generator is too late — FastAPI has already wrapped the generator in a 200 event stream. Validate "
+                "before streaming, e.g. Query(ge=1, le=100) or a dependency",
                 pytrace=False,
             )
     assert response.status_code in (400, 422), (
         f"start={start} should be refused with 422 (or 400) before any event is sent; got {response.status_code}"
+        + (
+            " with an empty body: raising inside the generator ends the stream, it cannot change its 200 — validate "
+            "before streaming, e.g. Query(ge=1, le=100) or a dependency"
+            if response.status_code == 200
+            else ""
+        )
     )

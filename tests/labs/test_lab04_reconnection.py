@@ -108,10 +108,28 @@ async def test_it_is_served_as_an_event_stream(submission, start) -> None:
     )
 
 
+def retry_before_the_first_event(text: str) -> int | None:
+    """The ``retry:`` a client has received by the time the first event is dispatched."""
+    blocks = text.replace("\r\n", "\n").replace("\r", "\n").split("\n\n")[:-1]
+    retry = None
+    for block in blocks:
+        parsed = parse(block + "\n\n")
+        retry = parsed.retry if parsed.retry is not None else retry
+        if parsed.data:
+            break
+    return retry
+
+
 @pytest.mark.exercise(RESUMABLE)
-async def test_the_stream_announces_its_retry_delay(submission, start) -> None:
+async def test_the_stream_announces_its_retry_delay_before_the_first_event(submission, start) -> None:
     response = await get(start(log_of(submission, 3), retry_ms=1234))
-    assert parse(response.text).retry == 1234, "start the stream with a `retry:` field carrying retry_ms (here 1234)"
+    assert parse(response.text).retry == 1234, (
+        "send a `retry:` field carrying retry_ms (here 1234): the spec sets no default reconnection delay "
+        "(it is up to each browser, not a standard 3 s), so a server that cares about the delay must say it"
+    )
+    assert retry_before_the_first_event(response.text) == 1234, (
+        "send `retry:` before the first event, so a client cut off after one event already knows how long to wait"
+    )
 
 
 @pytest.mark.exercise(RESUMABLE)
@@ -182,6 +200,8 @@ async def test_a_client_that_has_every_event_gets_204(submission, start) -> None
     response = await get(start(log_of(submission, 10)), last_id="10")
     assert response.status_code == 204, (
         f"Last-Event-ID: 10 is the last event: answer 204 No Content so EventSource stops reconnecting; got {response.status_code}"
+        " — a 200 stream always gets a reconnect, whatever it says (an `event: close` stops nothing unless the page "
+        "listens for it and calls close())"
     )
 
 

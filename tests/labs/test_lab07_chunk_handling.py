@@ -2,7 +2,11 @@
 
 Both helpers are fed the same bytes split in many different ways: whatever the
 split, the output must be the same. Sources that never end prove the helpers
-yield as they go instead of waiting for the end.
+yield as they go instead of waiting for the end. ``iter_lines`` must read lines
+the way a browser reads an event stream (the WHATWG rules): a ``\r`` ends a line
+at once, a ``\n`` right after it belongs to it, and bytes that are not UTF-8
+become U+FFFD. The sources are the check's own async generators; what comes
+back is compared with ``==`` and exact types.
 """
 
 from __future__ import annotations
@@ -64,12 +68,13 @@ async def run(stream: object, what: str, timeout: float = 5.0) -> list:
     except UnicodeDecodeError as exc:
         pytest.fail(
             f"{what} raised UnicodeDecodeError ({exc.reason}): a chunk can end in the middle of a character — "
-            "decode with an incremental decoder, not chunk.decode()",
+            "decode with an incremental decoder, not chunk.decode() — and bytes that are not UTF-8 at all become "
+            "U+FFFD, as in a browser: codecs.getincrementaldecoder('utf-8')(errors='replace')",
             pytrace=False,
         )
 
 
-async def take(stream: object, n: int, what: str, timeout: float = 3.0) -> list:
+async def take(stream: object, n: int, what: str, timeout: float = 3.0, advice: str = "") -> list:
     """The first ``n`` items of an async generator whose input never ends."""
     if inspect.iscoroutine(stream) or not hasattr(stream, "__anext__"):
         if inspect.iscoroutine(stream):
@@ -88,7 +93,7 @@ async def take(stream: object, n: int, what: str, timeout: float = 3.0) -> list:
     except TimeoutError:
         pytest.fail(
             f"after {timeout:g} s {what} had yielded {len(got)} of the {n} items its input already held: "
-            "yield each item as soon as it is complete, do not wait for the input to end",
+            + (advice or "yield each item as soon as it is complete, do not wait for the input to end"),
             pytrace=False,
         )
     finally:
@@ -108,9 +113,19 @@ async def test_lines_come_without_their_line_endings(submission) -> None:
 
 
 @pytest.mark.exercise(LINES)
+async def test_only_cr_and_lf_end_a_line(submission) -> None:
+    line = "one\u2028still one\x85still\u2029one\x1cand\x0bstill\x0cone"
+    got = await run(submission.iter_lines(source([f"{line}\ntwo\n".encode()])), "iter_lines")
+    assert got == [line, "two"], (
+        "only \\r\\n, \\r and \\n end a line; U+2028, U+2029, U+0085 and the other breaks that "
+        f"str.splitlines() (and so httpx's aiter_lines()) knows are text inside the line; got {got!r}"
+    )
+
+
+@pytest.mark.exercise(LINES)
 async def test_lines_are_text_not_bytes(submission) -> None:
     got = await run(submission.iter_lines(source([b"caf\xc3\xa9\n"])), "iter_lines")
-    assert got and all(isinstance(line, str) for line in got), f"yield str lines (decoded UTF-8), got {got!r}"
+    assert got and all(type(line) is str for line in got), f"yield str lines (decoded UTF-8), got {got!r}"
 
 
 @pytest.mark.exercise(LINES)
@@ -129,8 +144,30 @@ async def test_crlf_cut_between_chunks_is_one_line_ending(submission) -> None:
     got = await run(submission.iter_lines(source([b"first\r", b"\nsecond\r", b"\n"])), "iter_lines")
     assert got == ["first", "second"], (
         f"'\\r' at the end of one chunk and '\\n' at the start of the next are ONE line ending; got {got!r} "
-        "(wait for the next chunk before deciding what a final '\\r' means)"
+        "(the '\\r' ends its line at once; a '\\n' that comes right after it, even in the next chunk, ends nothing)"
     )
+
+
+@pytest.mark.exercise(LINES)
+async def test_a_line_ended_by_a_cr_at_the_end_of_a_chunk_comes_out_at_once(submission) -> None:
+    got = await take(
+        submission.iter_lines(endless([b"data: x\r\r"])),
+        2,
+        "iter_lines",
+        advice=(
+            "a '\\r' ends its line at once, also at the very end of a chunk: a browser dispatches this event now, "
+            "and the next chunk may never come — remember to skip a '\\n' that starts the next chunk instead"
+        ),
+    )
+    assert got == ["data: x", ""], f"b'data: x\\r\\r' holds two complete lines, 'data: x' and ''; got {got!r}"
+
+
+@pytest.mark.exercise(LINES)
+async def test_bytes_that_are_not_utf8_become_the_replacement_character(submission) -> None:
+    got = await run(submission.iter_lines(source([b"caf\xff\n", b"ok\n"])), "iter_lines")
+    assert got == ["caf\ufffd", "ok"], f"a byte that is not UTF-8 becomes U+FFFD (\ufffd), as in a browser; got {got!r}"
+    got = await run(submission.iter_lines(source([b"end \xe2\x82"])), "iter_lines")
+    assert got == ["end \ufffd"], f"a character cut off by the end of the input becomes U+FFFD; got {got!r}"
 
 
 @pytest.mark.exercise(LINES)

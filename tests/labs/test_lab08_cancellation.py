@@ -1,9 +1,12 @@
 """Checks for lab 08 — cancellation: ``cancellable`` and ``cancel_endpoint``.
 
 The upstream is the course's embedded OpenAI-compatible server, which records
-every generation: when its last token was produced and when its stream closed.
-A check that disconnects notes the time itself (``time.monotonic``, the same
-clock in the same process) and compares it with that record.
+every generation: when each token was produced and when its stream closed. A
+check that disconnects notes the time the moment its connection is closed
+(``time.monotonic``, the same clock in the same process as the model's record)
+and compares it with that record. ``app.state.billed`` and ``app.state.running``
+are what the exercises ask the learner to keep; that the model stopped is read
+from the model's own record, never from them.
 """
 
 from __future__ import annotations
@@ -44,12 +47,13 @@ def named(submission, servers) -> tuple[str, object, Model]:
 
 
 async def read_then_leave(url: str, tokens: int, model: str = llm.MODEL, linger: float = 0.0) -> tuple[int, float, str]:
-    """Read ``tokens`` token events, wait ``linger`` s, then close the connection; returns (tokens read, when, prompt)."""
+    """Read ``tokens`` token events, wait ``linger`` s, then close the connection; returns (tokens read, when it closed, prompt)."""
     got = 0
+    left_at = 0.0
     prompt = unique_prompt("cancel me")
 
     async def read() -> None:
-        nonlocal got
+        nonlocal got, left_at
         async with httpx.AsyncClient(timeout=5) as http:
             async with aconnect_sse(http, "POST", f"{url}/chat", json={"prompt": prompt, "model": model}) as source:
                 assert source.response.status_code == 200, (
@@ -61,19 +65,20 @@ async def read_then_leave(url: str, tokens: int, model: str = llm.MODEL, linger:
                         if got == tokens:
                             break
                 await asyncio.sleep(linger)
+            left_at = time.monotonic()  # the connection has just been closed: the client is gone
 
     try:
         await asyncio.wait_for(read(), 5)
     except TimeoutError:
         pytest.fail(f"expected {tokens} token events within 5 s, got {got}", pytrace=False)
-    return got, time.monotonic(), prompt
+    return got, left_at, prompt
 
 
 def assert_upstream_closed(gen, left_at: float) -> None:
     closed = gen.closed_at is not None
     assert closed, (
-        "the model was still generating 1 s after the client left: close the upstream stream "
-        "(async with stream: / finally) and don't leave it running in a background task"
+        "the model was still generating 1 s after the client left: close the upstream stream when the response "
+        "is over (the upstream_opener dependency does) and don't leave it running in a background task"
     )
     delay = (gen.closed_at - left_at) * 1000
     late = sum(1 for t in gen.token_times if t > left_at)
@@ -91,10 +96,15 @@ async def test_a_finished_stream_relays_every_token_and_is_billed_once(relay) ->
     reply = await read_events(f"{url}/chat", {"prompt": prompt}, read_timeout=5)
     names = reply.names
     gen = model.generation(prompt)
-    assert names.count("token") == gen.tokens_sent and names[-1] == "done", (
+    assert "done" not in names or names[-1] == "done", (
+        f"an event came after done ({names[names.index('done') + 1 :][:3]}): nothing may follow the last event — "
+        "a `yield` in `finally` sends a farewell only when the stream ends normally, and raises or is lost when "
+        "the client has gone"
+    )
+    assert names.count("token") == gen.tokens_sent and names[-1:] == ["done"], (
         f"expected {gen.tokens_sent} token events then done; got {len(names)} events ending {names[-2:]}"
     )
-    assert await eventually(lambda: app.state.billed == [gen.tokens_sent], 1), (
+    assert await eventually(lambda: app.state.billed == [gen.tokens_sent], 3), (
         f"a finished stream should be billed once for its {gen.tokens_sent} tokens: app.state.billed is {app.state.billed!r}"
     )
 
@@ -113,9 +123,9 @@ async def test_a_client_that_leaves_is_billed_for_what_it_got(relay) -> None:
     url, app, model = relay
     got, _, prompt = await read_then_leave(url, 5)
     gen = model.generation(prompt)
-    ok = await eventually(lambda: len(app.state.billed) == 1, 1)
+    ok = await eventually(lambda: len(app.state.billed) == 1, 3)
     assert ok, (
-        f"the client left after {got} tokens but app.state.billed is {app.state.billed!r} after 1 s: "
+        f"the client left after {got} tokens but app.state.billed is {app.state.billed!r} after 3 s: "
         "the server cancels the generator, so code after the loop never runs — bill in `finally`"
     )
     assert got <= app.state.billed[0] <= gen.tokens_sent, (
@@ -130,11 +140,11 @@ async def test_a_client_that_leaves_while_the_model_is_silent_is_billed_and_the_
     gen = model.generation(prompt)
     await gen.wait_closed_async(1.0)
     assert_upstream_closed(gen, left_at)
-    ok = await eventually(lambda: app.state.billed == [3], 1)
+    ok = await eventually(lambda: app.state.billed == [3], 3)
     assert ok, (
         f"the model went silent after 3 tokens and the client left; expected app.state.billed == [3], got "
         f"{app.state.billed!r} — a generator waiting for a silent model never reaches an is_disconnected() "
-        "check: it is cancelled at its await, and only `finally` runs"
+        "check: it is cancelled at its await — bill after the `yield` of a dependency, which always runs"
     )
 
 
@@ -177,11 +187,11 @@ async def test_cancelling_by_id_ends_the_stream_with_a_cancelled_event_and_stops
         ctx, events, generation_id = await open_named(http, url, prompt=prompt)
         try:
             await asyncio.wait_for(anext(events), 3)  # one token
+            cancelled_at = time.monotonic()  # the cancel request leaves now
             answer = await http.post(f"{url}/chat/{generation_id}/cancel")
             assert answer.status_code == 200, (
                 f"cancelling a running generation should answer 200; got {answer.status_code} {answer.text}"
             )
-            cancelled_at = time.monotonic()
             rest = await asyncio.wait_for(_names(events), 2)
         except TimeoutError:
             pytest.fail("the stream did not end within 2 s of the cancel request", pytrace=False)
@@ -220,9 +230,18 @@ async def test_a_finished_generation_can_no_longer_be_cancelled(named) -> None:
         finally:
             await ctx.__aexit__(None, None, None)
         assert names and names[-1] == "done", f"a full stream should end with done; got {names[-2:]}"
-        answer = await http.post(f"{url}/chat/{generation_id}/cancel")
-    assert answer.status_code == 404, (
-        f"a generation that has finished is not running: expected 404, got {answer.status_code}"
+        statuses: list[int] = []
+
+        async def refused() -> bool:  # the server finishes a response's cleanup just after its last byte
+            statuses.append((await http.post(f"{url}/chat/{generation_id}/cancel")).status_code)
+            return statuses[-1] == 404
+
+        deadline = time.monotonic() + 1.0
+        while not await refused() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+    assert statuses[-1] == 404, (
+        f"a generation that has finished is not running: cancelling it should answer 404 once its stream has "
+        f"ended; 1 s later it still answered {statuses[-1]}"
     )
 
 
@@ -261,8 +280,10 @@ async def test_the_registry_is_empty_after_100_mixed_generations(named) -> None:
             await asyncio.wait_for(asyncio.gather(*(one(k, http) for k in kinds)), 20)
         except TimeoutError:
             pytest.fail(f"100 generations did not finish within 20 s (done: {outcomes})", pytrace=False)
-    await eventually(lambda: not app.state.running, 2)
+    await eventually(lambda: not app.state.running, 5)
     assert not app.state.running, (
         f"after 100 generations ({outcomes}) none is running, but the registry still holds {len(app.state.running)} "
-        "entries: remove the entry in `finally`, not after the loop, so cancelled, failed and abandoned streams go too"
+        "entries: remove the entry where it always happens — after the `yield` of a dependency that registered it — "
+        "not after the loop (a generator's own `finally` can come late: when the client leaves while FastAPI holds "
+        "its last event, the generator waits for the garbage collector), so cancelled, failed and abandoned streams go too"
     )

@@ -6,16 +6,20 @@ for events, raw lines for the keep-alive comments, the idle-cutting proxy for th
 keep-alive proof. Cancellation is measured where it matters, at the model: its
 record says when the generation closed and how many tokens it made after that.
 The request body's ``model`` picks the model's misbehaviour (``fault-429``,
-``fault-midstream``, ``fault-stall``).
+``fault-midstream``, ``fault-stall``). The page is run in Chromium (Debian's,
+through Playwright): what its ``fetch`` sends is read off the wire, and Stop is
+timed from the click, recorded in the page, to the model's record.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
+import json
 import re
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,15 +28,20 @@ import pytest
 
 from streamcourse import llm
 from streamcourse.checkkit import (
+    CLICK_CLOCK,
     Model,
     Reply,
     Stop,
     after_events,
+    chromium,
+    eventually,
+    page_time_to_monotonic,
     read_events,
     require_http_error_before_stream,
     require_stream,
     start_model,
     unique_prompt,
+    wait_until,
 )
 from streamcourse.proxies import idle_cutting_proxy
 from streamcourse.server import serve
@@ -55,20 +64,28 @@ class Stack:
 
 
 @pytest.fixture
-def stack(submission, servers) -> Callable[..., Stack]:
+def stack(submission, servers) -> Iterator[Callable[..., Stack]]:
     """Start a model with the given pacing and the learner's app in front of it."""
 
-    def start(*, ping_interval: float = 15.0, **pacing: Any) -> Stack:
-        model = start_model(
-            servers, "lab09-check-llm", **{"ttft": 0.02, "token_interval": 0.02, "length": 12, **pacing}
-        )
+    def start(*, ping_interval: float = 15.0, model: Model | None = None, **pacing: Any) -> Stack:
+        if model is None:
+            model = start_model(
+                servers, "lab09-check-llm", **{"ttft": 0.02, "token_interval": 0.02, "length": 12, **pacing}
+            )
         app = serve(
             submission.make_app(model.client(), ping_interval=ping_interval), name=f"lab09-check-app-{len(servers)}"
         )
         servers.append(app)
         return Stack(app.url, model)
 
-    return start
+    # An answer that patches FastAPI's private ping interval patches this whole process when
+    # the learner's code runs here (check() in a kernel): put it back, so one check cannot
+    # change the next.
+    routing = importlib.import_module("fastapi.routing")
+    interval = vars(routing).get("_PING_INTERVAL")
+    yield start
+    if interval is not None:
+        routing.__dict__["_PING_INTERVAL"] = interval
 
 
 async def chat(
@@ -155,6 +172,9 @@ async def test_the_token_events_join_to_the_model_reply(stack) -> None:
 
 
 @pytest.mark.exercise(CHAT)
+@pytest.mark.behaviour(
+    "every event stream goes out with no-cache and X-Accel-Buffering: no; FastAPI's EventSourceResponse adds both"
+)
 async def test_the_stream_has_no_cache_and_no_proxy_buffering_headers(stack) -> None:
     s = stack()
     reply = await chat(s.url)
@@ -298,6 +318,36 @@ async def test_tokens_slower_than_the_ping_interval_are_all_delivered(stack) -> 
     )
 
 
+def ping_gaps(lines: list[tuple[str, float]]) -> list[float]:
+    """Seconds between the last token and each ping, and between pings."""
+    tokens = [t for line, t in lines if line == "event: token"]
+    pings = [t for line, t in lines if line.startswith(":")]
+    return [b - a for a, b in zip(tokens[-1:] + pings, pings, strict=False)]
+
+
+@pytest.mark.exercise(CHAT)
+async def test_two_apps_each_ping_at_their_own_interval(stack) -> None:
+    quick = stack(ping_interval=0.2)
+    slow = stack(ping_interval=1.0, model=quick.model)  # made second, asked second
+    first = ask(model="fault-stall")
+    quick_read = asyncio.create_task(read_raw(quick.url, first, seconds=1.5))
+    prompt = first["messages"][-1]["content"]
+    assert await eventually(lambda: any(prompt in g.prompt for g in quick.model.generations), 5), (
+        "the first app never asked the model"
+    )
+    slow_lines, _ = await read_raw(slow.url, ask(model="fault-stall"), seconds=1.2)  # asked second
+    quick_lines, _ = await quick_read
+    quick_gaps, slow_gaps = ping_gaps(quick_lines), ping_gaps(slow_lines)
+    assert len(quick_gaps) >= 3 and statistics.median(quick_gaps) <= 0.5, (
+        f"an app made with ping_interval=0.2 pinged {len(quick_gaps)} times, gaps {[round(g, 2) for g in quick_gaps]}, "
+        "while another app with ping_interval=1.0 ran in the same process: send your own pings — FastAPI's built-in "
+        "interval is one private setting for the whole process (patching fastapi.routing._PING_INTERVAL changes every app)"
+    )
+    assert all(g >= 0.5 for g in slow_gaps), (
+        f"an app made with ping_interval=1.0 pinged after {min(slow_gaps):.2f} s of silence: each app keeps its own interval"
+    )
+
+
 # --------------------------------------------------------------------------- cancellation
 
 
@@ -352,6 +402,9 @@ async def test_the_cancel_endpoint_stops_a_running_generation(stack) -> None:
 
 
 @pytest.mark.exercise(CHAT)
+@pytest.mark.behaviour(
+    "an id that is not running is a 404, as in lab 08 (whose wrong answer unknown_id_is_not_an_error shows the mistake)"
+)
 async def test_cancelling_an_unknown_generation_is_404(stack) -> None:
     s = stack()
     answer = await cancel(s.url, "no-such-generation")
@@ -381,24 +434,75 @@ async def test_finished_failed_and_abandoned_generations_are_forgotten(stack) ->
         )
 
 
-# --------------------------------------------------------------------------- the page
+# --------------------------------------------------------------------------- the page, in Chromium
+
+
+@dataclass
+class PageRun:
+    """What the learner's page did in a real browser, read off the wire and the model's record."""
+
+    requests: list[tuple[str, str, str]]  # (method, path, Accept header) of each request the page sent
+    generation: llm.Generation
+    stopped_at: float | None  # time.monotonic() of the Stop click, recorded in the page itself
+    shown: str  # the page's text when the check was done
+
+
+def run_page(s: Stack, press_stop: bool) -> PageRun:
+    """Open GET / in Chromium, type a prompt, press Send, wait for tokens, and maybe press Stop."""
+    prompt = unique_prompt("Tell me about streams")
+    requests: list[tuple[str, str, str]] = []
+    with chromium() as browser:
+        page = browser.new_page()
+        page.on("request", lambda r: requests.append((r.method, httpx.URL(r.url).path, r.headers.get("accept", ""))))
+        page.goto(f"{s.url}/")
+        page.evaluate(CLICK_CLOCK)
+        page.locator("textarea, input[type=text], input:not([type])").first.fill(prompt, timeout=3000)
+        page.get_by_role("button", name=re.compile("send", re.I)).click(timeout=3000)
+        assert wait_until(lambda: any(prompt in g.prompt for g in s.model.generations), 5), (
+            "after typing a prompt and pressing Send, no request reached the model within 5 s: the page should POST "
+            "the prompt to `chat` (a relative URL) with fetch"
+        )
+        gen = s.model.generation(prompt)
+        assert wait_until(lambda: gen.tokens_sent >= 4, 5), "the model was asked but made no tokens"
+        first = json.dumps(gen.tokens[0] + gen.tokens[1])
+        page.wait_for_function(f"document.body.innerText.includes({first})", timeout=5000)
+        if press_stop:
+            page.get_by_role("button", name=re.compile("stop", re.I)).click(timeout=3000)
+            gen.wait_closed(3.0)
+        stopped = page.evaluate("window.__stopClickedAt")
+        shown = page.inner_text("body")
+    stopped_at = None if stopped is None else page_time_to_monotonic(stopped)
+    return PageRun(requests, gen, stopped_at, shown)
 
 
 @pytest.mark.exercise(CHAT)
-async def test_the_page_has_a_stop_button_and_streams_with_fetch_and_abort_controller(stack) -> None:
-    s = stack()
-    async with httpx.AsyncClient(timeout=5) as http:
-        response = await http.get(f"{s.url}/")
-    assert response.status_code == 200 and response.headers.get("content-type", "").startswith("text/html"), (
-        f"GET / should answer 200 with an HTML page; got {response.status_code} {response.headers.get('content-type')!r}"
+def test_the_page_streams_tokens_with_a_fetch_that_accepts_text_event_stream(stack) -> None:
+    s = stack(ttft=0.05, token_interval=0.1, length=60)
+    run = run_page(s, press_stop=False)
+    chats = [accept for method, path, accept in run.requests if method == "POST" and path == "/chat"]
+    assert chats == ["text/event-stream"], (
+        f"the page's fetch to chat should send exactly Accept: text/event-stream (jupyter-server-proxy buffers "
+        f"anything else whole); it sent {chats or 'no POST to chat'}"
     )
-    page = response.text
-    assert re.search(r"<button[^>]*>\s*Stop\s*</button>", page, re.IGNORECASE), (
-        "the page should have a <button> labelled Stop"
+    assert not run.generation.finished, "the page should show the reply while the model is still writing it"
+
+
+@pytest.mark.exercise(CHAT)
+def test_stop_on_the_page_stops_the_model_within_200ms_and_cancels_by_id(stack) -> None:
+    s = stack(ttft=0.05, token_interval=0.1, length=200)
+    run = run_page(s, press_stop=True)
+    gen = run.generation
+    assert run.stopped_at is not None, "the page should have a button labelled Stop"
+    assert gen.closed_at is not None and not gen.finished, (
+        "after Stop the model was still generating 3 s later: Stop should abort the fetch (controller.abort()) "
+        "and send POST chat/<id>/cancel"
     )
-    assert "fetch(" in page and "AbortController" in page, (
-        "the page should POST with fetch() and stop with an AbortController (controller.abort() on Stop)"
-    )
-    assert "text/event-stream" in page, (
-        "the page's fetch should send Accept: text/event-stream (jupyter-server-proxy buffers anything else)"
+    delay = gen.closed_at - run.stopped_at
+    assert delay < 0.2, f"the model's stream closed {delay * 1000:.0f} ms after the Stop click: expected under 200 ms"
+    cancels = [
+        path for method, path, _ in run.requests if method == "POST" and re.fullmatch(r"/chat/[^/]+/cancel", path)
+    ]
+    assert any(path.split("/")[2] not in ("null", "undefined") for path in cancels), (
+        "Stop only closed the page's own connection: behind jupyter-server-proxy (Binder) the server never hears of "
+        "that, and the model goes on — Stop must also send POST chat/<id>/cancel with the id from the start event"
     )

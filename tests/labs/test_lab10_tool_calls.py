@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -209,12 +208,22 @@ def test_any_fragmentation_and_interleaving_gives_the_same_calls(submission, mod
 # --------------------------------------------------------------------------- relay_tool_calls
 
 
-@pytest.fixture
-def relayed(submission, servers) -> Iterator[tuple[str, Model]]:
-    model = start_model(servers, "lab10-check-relay-llm", ttft=0.02, token_interval=0.03)
+def relay(submission, servers, token_interval: float) -> tuple[str, Model]:
+    model = start_model(servers, "lab10-check-relay-llm", ttft=0.02, token_interval=token_interval)
     learner = serve(submission.relay_tool_calls(model.client()), name="lab10-check-relay")
     servers.append(learner)
-    yield learner.url, model
+    return learner.url, model
+
+
+@pytest.fixture
+def relayed(submission, servers) -> tuple[str, Model]:
+    return relay(submission, servers, token_interval=0.03)
+
+
+@pytest.fixture
+def slowly_relayed(submission, servers) -> tuple[str, Model]:
+    """A model slow enough (0.25 s a fragment) that no load on the machine lets it finish a call before we leave."""
+    return relay(submission, servers, token_interval=0.25)
 
 
 def events_named(reply: Any, name: str) -> list[dict[str, Any]]:
@@ -306,8 +315,8 @@ async def test_interleaved_parallel_calls_are_relayed_by_index(submission, serve
 
 
 @pytest.mark.exercise(RELAY)
-async def test_leaving_in_the_middle_of_a_tool_call_stops_the_model_at_once(relayed) -> None:
-    url, model = relayed
+async def test_leaving_in_the_middle_of_a_tool_call_stops_the_model_at_once(slowly_relayed) -> None:
+    url, model = slowly_relayed
     prompt = unique_prompt("What is the weather in Paris, and the time in Tokyo?")
     reply = await read_events(f"{url}/chat", {"prompt": prompt}, stop=after_events("arguments", 2), timeout=10)
     assert reply.left_at is not None, f"expected arguments events to hang up after; got {reply.names[:10]}"

@@ -314,6 +314,7 @@ async def test_events_without_a_valid_session_are_refused_with_401(site, cookie)
 
 
 @pytest.mark.exercise(CREDENTIALS)
+@pytest.mark.behaviour("every answer must stream to a logged-in user; the wrong answers fail the cross-origin checks")
 async def test_a_logged_in_user_gets_a_stream_that_names_them(site) -> None:
     async with httpx.AsyncClient(timeout=5) as http:
         for user in ("alice", "bob"):
@@ -494,6 +495,9 @@ def run_learner_test(test: Any, base_url: str) -> BaseException | None:
 
 
 @pytest.mark.exercise(STREAM_TEST)
+@pytest.mark.behaviour(
+    "a learner's test must pass on a correct endpoint; the wrong answers are tests that pass on broken ones"
+)
 def test_your_test_passes_against_a_correct_endpoint(submission, endpoints) -> None:
     try:
         failure = run_learner_test(submission.test_ticks, f"{endpoints}/correct")

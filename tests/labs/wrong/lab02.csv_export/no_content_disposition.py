@@ -1,3 +1,4 @@
+# rejected by: test_download_headers_say_csv_attachment_with_the_filename
 # Streams correct CSV but without Content-Disposition: the browser shows it instead of downloading it.
 import csv
 import io

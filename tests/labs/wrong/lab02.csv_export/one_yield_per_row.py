@@ -1,3 +1,4 @@
+# rejected by: test_rows_are_sent_in_batches_not_one_send_per_row
 # Streams correct CSV one row per yield (known error 9): memory stays flat, but every row costs
 # a thread hop and a network send, many times slower than ~64 KiB chunks.
 import csv

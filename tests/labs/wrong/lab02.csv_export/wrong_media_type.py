@@ -1,3 +1,4 @@
+# rejected by: test_download_headers_say_csv_attachment_with_the_filename
 # Sends the CSV as text/plain: browsers and spreadsheet tools do not recognise it as CSV.
 import csv
 import io

@@ -1,3 +1,4 @@
+# rejected by: test_content_type_is_json_lines
 # Labels the stream application/json: clients then expect one JSON document, not one per line.
 import json
 

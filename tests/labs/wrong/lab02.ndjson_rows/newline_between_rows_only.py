@@ -1,3 +1,4 @@
+# rejected by: test_each_item_is_one_json_line_ending_in_a_newline
 # Puts "\n" BETWEEN rows: the last line has no newline, so a line reader waits for it forever.
 import json
 

@@ -1,3 +1,4 @@
+# rejected by: test_each_item_is_one_json_line_ending_in_a_newline
 # Yields json.dumps(item) with nothing after it: the documents run together on one line.
 import json
 

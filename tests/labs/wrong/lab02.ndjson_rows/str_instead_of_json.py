@@ -1,3 +1,4 @@
+# rejected by: test_each_item_is_one_json_line_ending_in_a_newline
 # Writes str(item): Python's repr uses single quotes and None/True, which is not JSON.
 from fastapi.responses import StreamingResponse
 

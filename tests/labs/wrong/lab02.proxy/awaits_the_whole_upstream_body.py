@@ -1,3 +1,4 @@
+# rejected by: test_bytes_are_relayed_before_the_upstream_finishes
 # Reads the whole upstream body with `await client.get(...)` before responding: nothing streams,
 # and an endless upstream never answers at all.
 import httpx

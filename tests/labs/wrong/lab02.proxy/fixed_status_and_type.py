@@ -1,3 +1,4 @@
+# rejected by: test_status_and_content_type_are_passed_through
 # Streams correctly but always answers 200 application/octet-stream: the upstream's status
 # (a 404 stays a 404) and its Content-Type are lost.
 import httpx

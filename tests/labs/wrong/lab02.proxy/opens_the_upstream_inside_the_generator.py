@@ -1,3 +1,4 @@
+# rejected by: test_status_and_content_type_are_passed_through
 # Opens the upstream inside the generator (the common copy-paste version): it streams and closes
 # properly, but the response has already started with 200 before the upstream answered, so the
 # upstream's status and Content-Type can no longer be passed through (known error 12).

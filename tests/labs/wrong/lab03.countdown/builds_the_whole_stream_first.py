@@ -1,3 +1,4 @@
+# rejected by: test_the_first_event_arrives_before_the_stream_ends
 # Builds every event (sleeping in between) and returns one Response at the end: the right bytes
 # and headers, but the client sees nothing until the countdown is over.
 import asyncio

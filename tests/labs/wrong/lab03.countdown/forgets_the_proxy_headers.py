@@ -1,3 +1,4 @@
+# rejected by: test_caches_and_proxies_are_told_not_to_hold_events
 # A hand-written StreamingResponse with the right media type but no Cache-Control or
 # X-Accel-Buffering: nginx in front of it would hold the events back.
 import asyncio

@@ -1,3 +1,4 @@
+# rejected by: test_countdown_streams_ticks_then_done, test_httpx_sse_reads_the_countdown
 # Uses ServerSentEvent(data=...) for text: FastAPI JSON-encodes `data`, so the strings go out
 # with quotes ('data: "3"', 'data: "liftoff"'). `raw_data` sends text as it is.
 import asyncio

@@ -1,5 +1,7 @@
-# Known error 15: validates `start` inside the SSE generator. The generator only runs after the
-# 200 status line has been sent, so a bad start gives "200, then the connection drops".
+# rejected by: test_a_bad_start_is_refused_before_streaming
+# Known errors 15 and 21: validates `start` inside the SSE generator. FastAPI runs that generator in a
+# producer task it starts before the response exists, and wraps it in a 200 event stream: the
+# HTTPException can no longer become a 422 — the client gets "200, then the connection drops".
 import asyncio
 
 from fastapi import FastAPI, HTTPException

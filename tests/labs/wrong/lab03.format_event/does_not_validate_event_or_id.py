@@ -1,3 +1,4 @@
+# rejected by: test_a_line_break_in_event_or_id_raises_value_error, test_a_nul_in_id_raises_value_error, test_a_negative_retry_raises_value_error
 # Formats every field correctly but never refuses what cannot be sent:
 # a newline in `event`/`id` starts a new field, a NUL id is ignored, a negative retry is invalid.
 import re

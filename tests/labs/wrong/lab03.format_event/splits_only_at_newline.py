@@ -1,3 +1,4 @@
+# rejected by: test_multi_line_data_gets_one_data_field_per_line
 # Gives each "\n"-separated line its own data field but forgets that a lone "\r" also ends a line:
 # "a\rb" then arrives as two lines, and "\r\n" leaves a stray field boundary.
 def format_event(data=None, *, event=None, id=None, retry=None, comment=None):

@@ -1,3 +1,4 @@
+# rejected by: test_data_is_split_only_at_cr_and_lf, test_empty_data_and_a_trailing_newline_survive
 # Splits data with str.splitlines(): it also splits at \u2028, \x85, \x0b ... and drops an empty last line,
 # so "a\n" arrives as "a" and "" sends no data field at all.
 def format_event(data=None, *, event=None, id=None, retry=None, comment=None):

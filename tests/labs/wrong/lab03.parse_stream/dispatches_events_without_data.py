@@ -1,3 +1,4 @@
+# rejected by: test_an_event_without_data_is_not_dispatched
 # Dispatches at every blank line that follows any field, as httpx-sse does: 'event: ping' alone,
 # a lone 'retry:' or 'id:' block becomes an empty event; the spec dispatches only events with data.
 import re

@@ -1,3 +1,4 @@
+# rejected by: test_retry_counts_only_when_it_is_ascii_digits
 # Parses retry with int(), which also accepts '-5', '+5', ' 5', '1_000' and non-ASCII digits
 # (httpx-sse does the same); the spec takes only ASCII digits.
 import re

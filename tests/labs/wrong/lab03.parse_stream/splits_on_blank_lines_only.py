@@ -1,3 +1,4 @@
+# rejected by: test_a_crlf_split_across_chunks_is_one_line_break, test_agrees_with_the_spec_on_any_stream
 # Splits the text on "\n\n" and each event on "\n" (the usual fetch()-reader snippet):
 # streams whose lines end in "\r\n" or "\r" give no events at all.
 def parse_stream(chunks):

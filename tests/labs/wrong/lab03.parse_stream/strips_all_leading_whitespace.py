@@ -1,3 +1,4 @@
+# rejected by: test_only_one_space_after_the_colon_is_removed
 # Strips all leading whitespace from a value (value.lstrip()) instead of exactly one space:
 # 'data:  x' must give ' x'.
 import re

@@ -1,3 +1,4 @@
+# rejected by: test_a_cr_ended_event_does_not_wait_for_the_next_chunk
 # Holds back a trailing "\r" until the next chunk shows whether a "\n" follows (as httpx-sse does):
 # the events are right, but an event ended by "\r" waits for data that may come minutes later.
 import re

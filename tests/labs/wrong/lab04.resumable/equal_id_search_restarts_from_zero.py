@@ -1,3 +1,4 @@
+# rejected by: test_an_id_missing_from_the_log_resumes_after_it_without_replay, test_an_id_from_the_future_gets_204_not_a_replay
 # The common version (known error 4): search the log for an id EQUAL to Last-Event-ID and,
 # when none is found, start again from event 0 — a missing or future id replays everything.
 from fastapi import FastAPI, Header

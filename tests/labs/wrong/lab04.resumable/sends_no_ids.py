@@ -1,3 +1,4 @@
+# rejected by: test_a_new_client_gets_every_event_with_its_id, test_random_drops_and_reconnects_deliver_every_event_exactly_once
 # Resumes correctly on the server, but never sends `id:` — so a client has no Last-Event-ID
 # to send back, and every reconnect starts from the beginning.
 import bisect

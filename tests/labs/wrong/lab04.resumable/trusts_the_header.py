@@ -1,3 +1,4 @@
+# rejected by: test_a_garbage_id_gets_400_not_a_crash_or_replay
 # Converts the header with int() and never checks it: "abc" crashes the endpoint (500),
 # and "-3" replays the whole log.
 import bisect

@@ -1,3 +1,4 @@
+# rejected by: test_no_ping_comes_sooner_than_an_interval_after_the_last_piece, test_closing_the_wrapper_while_the_source_is_silent_closes_the_source
 # The source material's queue version with its NameError fixed: a ticker task pings every
 # `interval` whatever else is sent (pings interleave with busy data), and the data task
 # is never cancelled, so closing the wrapper leaves the source running.

@@ -1,6 +1,8 @@
+# rejected by: test_pings_fill_a_silence_once_per_interval, test_data_arrives_in_order_and_without_delay
 # The source material's "simple version" (known error 5): after each item it waits
-# wait_for(sleep(interval), timeout=interval) — the sleep and the timeout race, so the
-# ping is sent at most once per item, if ever, and every item is delayed by `interval`.
+# wait_for(sleep(interval), timeout=interval). The timeout always wins (wait_for sets its
+# timer before the sleep sets its own), so exactly one ping follows each item, the long
+# silence before the next item gets none, and every item is delayed by `interval`.
 import asyncio
 
 

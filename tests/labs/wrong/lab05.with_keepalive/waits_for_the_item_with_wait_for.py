@@ -1,3 +1,4 @@
+# rejected by: test_a_slow_source_loses_nothing_and_is_never_cancelled
 # wait_for(anext(source), interval): on a timeout it CANCELS the source at its await —
 # the item being produced is lost and the async generator is finished for good.
 import asyncio

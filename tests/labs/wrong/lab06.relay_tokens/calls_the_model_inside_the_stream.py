@@ -1,3 +1,4 @@
+# rejected by: test_a_rate_limited_model_gives_an_http_error_before_any_stream
 # Opens the upstream stream inside the generator: by then 200 is sent, so a 429 can only become an error event.
 import openai
 from fastapi import FastAPI

@@ -1,3 +1,4 @@
+# rejected by: test_each_token_is_relayed_as_soon_as_it_arrives
 # Reads the whole reply before sending anything: right events, but the user waits for the last token.
 from typing import Annotated
 

@@ -1,3 +1,4 @@
+# rejected by: test_the_stream_ends_with_one_done_event_carrying_usage
 # Never asks for usage (no stream_options={"include_usage": True}): the done event has nothing to carry.
 from typing import Annotated
 

@@ -1,3 +1,4 @@
+# rejected by: test_the_stream_ends_with_one_done_event_carrying_usage
 # Known error 6: reads chunk.choices[0] on every chunk — the usage chunk has EMPTY choices, so it raises IndexError.
 from typing import Annotated
 

@@ -1,3 +1,4 @@
+# rejected by: test_a_failure_mid_stream_becomes_an_error_event_and_a_clean_end
 # No error handling while iterating: a mid-stream failure raises out of the generator and the connection is dropped.
 from typing import Annotated
 

@@ -1,3 +1,4 @@
+# rejected by: test_tokens_arrive_as_token_events_that_join_to_the_reply
 # Sends each token as a plain `data:` line (an unnamed "message" event) with no JSON: not the agreed token events.
 from typing import Annotated
 

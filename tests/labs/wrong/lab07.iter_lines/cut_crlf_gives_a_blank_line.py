@@ -1,3 +1,4 @@
+# rejected by: test_crlf_cut_between_chunks_is_one_line_ending, test_every_split_of_the_input_gives_the_same_lines
 # Treats a "\r" at the end of a chunk as a complete line ending: a "\r\n" cut in two gives an extra blank line.
 import codecs
 import re

@@ -1,3 +1,4 @@
+# rejected by: test_lines_come_out_while_the_input_is_still_open, test_a_line_ended_by_a_cr_at_the_end_of_a_chunk_comes_out_at_once
 # Collects the whole input before splitting it: right lines, but nothing until the stream ends.
 import re
 

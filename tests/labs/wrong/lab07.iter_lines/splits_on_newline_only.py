@@ -1,3 +1,4 @@
+# rejected by: test_lines_come_without_their_line_endings
 # Splits on "\n" only: lines that ended with "\r\n" keep their "\r", and a lone "\r" ends nothing.
 import codecs
 

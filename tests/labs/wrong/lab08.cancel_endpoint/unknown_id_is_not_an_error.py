@@ -1,3 +1,4 @@
+# rejected by: test_an_unknown_id_gets_a_404_that_names_it
 # Answers 200 {"cancelled": false} for an id it does not know: the caller cannot tell a typo from success.
 import asyncio
 import uuid

@@ -1,3 +1,4 @@
+# rejected by: test_a_client_that_leaves_is_billed_for_what_it_got, test_a_client_that_leaves_while_the_model_is_silent_is_billed_and_the_model_stops
 # Cleanup after the loop instead of in `finally`: a cancelled stream never gets there, so it is never billed.
 from typing import Annotated
 

@@ -1,3 +1,4 @@
+# rejected by: test_a_client_that_leaves_while_the_model_is_silent_is_billed_and_the_model_stops
 # Known error 11: cleans up only when request.is_disconnected() says so. A generator waiting for a silent
 # model never gets to that check — the server cancels it at its await, and the bill is never written.
 from typing import Annotated

@@ -1,3 +1,4 @@
+# rejected by: test_finished_failed_and_abandoned_generations_are_forgotten
 # Known error 7: removes the registry entry AFTER the loop instead of in `finally`.
 # When the client leaves, the generator is cancelled at its `await` and never
 # reaches that line: the entry leaks, and its id stays "cancellable" for ever.

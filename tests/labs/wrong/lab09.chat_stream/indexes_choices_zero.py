@@ -1,3 +1,4 @@
+# rejected by: test_a_chat_streams_start_then_tokens_then_one_done_with_usage
 # Known error 6: reads chunk.choices[0] on every chunk. The usage chunk that
 # stream_options={"include_usage": True} adds at the end has an EMPTY choices
 # list, so the stream dies with IndexError instead of ending with done.

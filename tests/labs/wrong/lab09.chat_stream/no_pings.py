@@ -1,3 +1,4 @@
+# rejected by: test_a_silent_model_gets_a_ping_comment_every_interval, test_pings_keep_a_silent_stream_alive_through_an_idle_cutting_proxy
 # Known error 5 (and 18): no keep-alive of its own. FastAPI's built-in ping comes
 # only after 15 s of silence — far longer than a proxy's idle timeout here — and
 # that interval is not a public setting, so ping_interval is simply ignored.

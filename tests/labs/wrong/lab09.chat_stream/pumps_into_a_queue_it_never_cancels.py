@@ -1,3 +1,4 @@
+# rejected by: test_a_client_that_leaves_closes_the_model_stream
 # Known error 5, the "queue version": a background task pumps the model's chunks
 # into a queue, and the generator waits on the queue with a timeout (safe: a
 # cancelled queue.get() loses nothing). But nobody cancels the pump when the

@@ -1,3 +1,4 @@
+# rejected by: test_a_rate_limited_model_gives_an_http_error_not_a_stream
 # Known errors 12 and 15: opens the model's stream INSIDE the SSE generator and
 # turns a rate limit into HTTPException(429) there. The 200 and the event-stream
 # headers are already on the wire when the generator runs, so the client sees a

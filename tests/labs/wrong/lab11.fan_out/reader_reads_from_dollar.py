@@ -1,0 +1,71 @@
+# rejected by: test_a_client_that_stops_reading_does_not_stall_the_others[fan_out]
+# The worker's one reader calls XREAD BLOCK with "$" every time instead of the last id it
+# got: entries added while it was handing out the previous batch are never read, so in a
+# burst every client of that worker misses events.
+import asyncio
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI, Header, Request
+from fastapi.sse import EventSourceResponse, format_sse_event
+
+
+def make_fan_out_app(redis_url, stream, maxlen=1000, buffer=100):
+    queues: set[asyncio.Queue] = set()
+
+    async def read_for_everyone(r):
+        newest = await r.xrevrange(stream, count=1)
+        last = newest[0][0] if newest else "0-0"
+        while True:
+            for _name, found in await r.xread({stream: "$"}, block=15_000, count=buffer):
+                last = found[-1][0]
+                for queue in queues:
+                    for entry in found:
+                        if queue.full():
+                            queue.get_nowait()  # make room: a slow client skips ahead
+                        queue.put_nowait(entry)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        app.state.redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        reader = asyncio.create_task(read_for_everyone(app.state.redis))
+        yield
+        reader.cancel()
+        await app.state.redis.aclose()
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.post("/publish")
+    async def publish(request: Request):
+        text = (await request.body()).decode()
+        return {"id": await app.state.redis.xadd(stream, {"data": text}, maxlen=maxlen)}
+
+    @app.get("/events")
+    async def events(last_event_id: Annotated[str | None, Header()] = None):
+        if (refusal := bad_last_event_id(last_event_id)) is not None:
+            return refusal
+        r = app.state.redis
+
+        async def entries():
+            queue: asyncio.Queue = asyncio.Queue(maxsize=buffer)
+            queues.add(queue)
+            try:
+                sent = last_event_id or "0-0"
+                first = await r.xrange(stream, "-", "+", count=1)
+                if last_event_id and first and id_key(first[0][0]) > id_key(sent):
+                    yield format_sse_event(event="reset", data_str="trimmed")
+                for entry_id, fields in await r.xrange(stream, f"({sent}" if last_event_id else "-", "+"):
+                    yield format_sse_event(data_str=fields["data"], id=entry_id)
+                    sent = entry_id
+                while True:
+                    entry_id, fields = await queue.get()
+                    if id_key(entry_id) > id_key(sent):
+                        yield format_sse_event(data_str=fields["data"], id=entry_id)
+                        sent = entry_id
+            finally:
+                queues.discard(queue)
+
+        return EventSourceResponse(entries())
+
+    return app
