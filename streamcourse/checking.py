@@ -273,6 +273,10 @@ def _pytest_args(exercises: Iterable[str], check_dirs: Iterable[Path]) -> list[s
         "-p",
         "no:timeout",
         "-p",
+        "no:xdist",  # checks run in this process, whatever PYTEST_ADDOPTS says
+        "-p",
+        "no:xdist.looponfail",
+        "-p",
         "streamcourse.checking",
         "--import-mode=importlib",
         "--rootdir",
