@@ -22,6 +22,7 @@ import contextlib
 import html
 import io
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -266,18 +267,11 @@ def _pytest_args(exercises: Iterable[str], check_dirs: Iterable[Path]) -> list[s
     return args + [
         "-q",
         "--capture=no",
+        "--disable-plugin-autoload",  # only the plugins of _plugins(): the installed ones cost seconds
         "-p",
         "no:cacheprovider",
         "-p",
         "no:faulthandler",
-        "-p",
-        "no:timeout",
-        "-p",
-        "no:xdist",  # checks run in this process, whatever PYTEST_ADDOPTS says
-        "-p",
-        "no:xdist.looponfail",
-        "-p",
-        "streamcourse.checking",
         "--import-mode=importlib",
         "--rootdir",
         str(CHECKS_DIR),
@@ -304,6 +298,13 @@ class Run:
     def ran_all(self) -> bool:
         """False when pytest broke off (an INTERNALERROR): the missing results would have said something."""
         return len(self.results) == len(self.collected)
+
+
+def _plugins() -> list[object]:
+    """The plugins checks need, as modules: named with ``-p``, each would cost a scan of every installed package."""
+    import pytest_asyncio.plugin
+
+    return [pytest_asyncio.plugin, sys.modules[__name__]]
 
 
 class _Provide:
@@ -342,7 +343,10 @@ def run_checks(
     out = io.StringIO()
     sink = out if output is None else output
     with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-        pytest.main(_pytest_args(exercises, check_dirs) + list(extra_args), plugins=[collector, *injected, *plugins])
+        pytest.main(
+            _pytest_args(exercises, check_dirs) + list(extra_args),
+            plugins=[*_plugins(), collector, *injected, *plugins],
+        )
     nodeids = [item.nodeid for item in collector.collected]
     return Run(nodeids, collector.results, collector.collect_errors, out.getvalue(), collector.exercises)
 
