@@ -152,8 +152,18 @@ class Submission:
         return builder(*args, **kwargs)
 
 
-def within(seconds: float, fn: Callable[..., Any], *args: Any, what: str = "your code") -> Any:
-    """Call ``fn(*args)`` in a daemon thread; fail (not hang) when it takes longer than ``seconds``."""
+def within(
+    seconds: float,
+    fn: Callable[..., Any],
+    *args: Any,
+    what: str = "your code",
+    hopeless: Callable[[], str] | None = None,
+) -> Any:
+    """Call ``fn(*args)`` in a daemon thread; fail (not hang) when it takes longer than ``seconds``.
+
+    ``hopeless()``, asked every 20 ms while the call runs, may say why it can never
+    finish (a reason, else ""): the check then fails at once, with that reason.
+    """
     box: dict[str, Any] = {}
 
     def target() -> None:
@@ -164,7 +174,11 @@ def within(seconds: float, fn: Callable[..., Any], *args: Any, what: str = "your
 
     worker = threading.Thread(target=target, daemon=True, name="streamcourse-within")
     worker.start()
-    worker.join(seconds)
+    deadline = time.monotonic() + seconds
+    while worker.is_alive() and (left := deadline - time.monotonic()) > 0:
+        worker.join(left if hopeless is None else min(left, 0.02))
+        if hopeless is not None and worker.is_alive() and (why := hopeless()):
+            pytest.fail(f"{what}: {why}", pytrace=False)
     if worker.is_alive():
         pytest.fail(
             f"{what} did not finish within {seconds:g} s — does it read more of its input than it needs?", pytrace=False
