@@ -1,6 +1,6 @@
 """Grade a generated class of lab01 submissions and compare with a fresh Python per notebook.
 
-    .venv/bin/python bench/grade_class.py [--learners 100] [--jobs N] [--timeout 20]
+    .venv/bin/python bench/grade_class.py [--learners 100] [--jobs N] [--timeout S]
 
 The class mixes right answers, the known wrong answers of tests/labs/wrong and
 every hostile kind of tests/grading_fixtures/hostile.py (endless loops, exits,
@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO / "tests" / "grading_fixtures"))
 import hostile  # noqa: E402
 
 from streamcourse import grading  # noqa: E402
+from streamcourse.scoring import lab_timeouts  # noqa: E402
 
 FRESH = """
 import sys
@@ -89,7 +90,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--learners", type=int, default=100)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--timeout", type=float, default=20.0, help="seconds per submission (cells get a quarter)")
+    parser.add_argument(
+        "--timeout", type=float, default=None, help="seconds per submission (default: lab01's own, as grade uses it)"
+    )
     parser.add_argument("--baseline", type=int, default=6, help="notebooks run with a fresh Python each, for the ratio")
     args = parser.parse_args()
 
@@ -98,15 +101,15 @@ def main() -> int:
         out = work / "grades"
         kinds = make_class(work / "class", args.learners, out)
         counts = {k: list(kinds.values()).count(k) for k in ("right", "wrong", "hostile")}
+        chosen = grading.Limits(timeout=args.timeout) if args.timeout else None
+        limits = chosen or grading.Limits(lab_timeouts=lab_timeouts()).for_notebook(hostile.NAME)
         print(
             f"class: {args.learners} learners of lab01 — {counts['right']} right, {counts['wrong']} wrong, "
-            f"{counts['hostile']} hostile; {args.jobs} jobs on {os.cpu_count()} CPUs, --timeout {args.timeout:g}"
+            f"{counts['hostile']} hostile; {args.jobs} jobs on {os.cpu_count()} CPUs, {limits.timeout:g} s each"
         )
 
         started = time.perf_counter()
-        grades = grading.grade(
-            [work / "class"], out, jobs=args.jobs, limits=grading.Limits(timeout=args.timeout), progress=True
-        )
+        grades = grading.grade([work / "class"], out, jobs=args.jobs, limits=chosen, progress=True)
         wall = time.perf_counter() - started
         import json
 
@@ -125,10 +128,9 @@ def main() -> int:
             f"slowest {per[-1]:.1f} s (hostile)"
         )
         hostile_time = sum(seconds[name] for name, kind in kinds.items() if kind == "hostile")
-        limits = grading.Limits(timeout=args.timeout)
         print(
             f"the {counts['hostile']} hostile submissions took {hostile_time:.0f} s of the {args.jobs} slots' time "
-            f"(limits: {limits.cell_seconds:g} s per cell, {limits.check_seconds:.1f} s per check, {args.timeout:g} s in all); "
+            f"(limits: {limits.cell_seconds:g} s per cell, {limits.check_seconds:.1f} s per check, {limits.timeout:g} s in all); "
             f"the other {len(calm)} took {sum(calm):.0f} s"
         )
         print(

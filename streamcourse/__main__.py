@@ -100,7 +100,12 @@ def _add_grade(sub: Any) -> None:  # argparse's sub-parser action has no public 
     grade.add_argument("submissions", nargs="+", help="notebooks, or folders of learners' notebooks")
     grade.add_argument("--checks", action="append", default=[], help="a folder of extra (hidden) checks; repeatable")
     grade.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: CPU count)")
-    grade.add_argument("--timeout", type=float, default=60.0, help="seconds allowed per submission")
+    grade.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds allowed per submission (default: the lab's own, from its solution, else 60)",
+    )
     grade.add_argument("--out", default="grades", help="where grades.csv, grades.json and feedback/ go")
     grade.add_argument(
         "--no-isolation",

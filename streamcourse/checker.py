@@ -32,7 +32,7 @@ from streamcourse.results import CRASHED, ERROR, TIMED_OUT, Collector, Result
 
 __all__ = ["Checker", "grade_one", "checker_process"]
 
-GRACE = 1.5  # seconds beyond a cell's own limit before the checker stops the runner from outside
+GRACE = 0.5  # seconds beyond a cell's own limit before the checker stops the runner from outside
 
 
 # --------------------------------------------------------------------------- one submission
@@ -285,7 +285,8 @@ def grade_one(job: Job, slot: int, spec: GradingSpec, private: Path, emit: Calla
         emit(Event("lab", lab=notebooks.lab_in_name(job.path), text=too_big))
         emit(Event("finished", count=0))
         return
-    checker = Checker(notebook, shared_folder(private), spec.limits, spec.isolated, slot, emit)
+    limits = spec.limits.for_notebook(job.path)
+    checker = Checker(notebook, shared_folder(private), limits, spec.isolated, slot, emit)
     try:
         lab = checker.state.lab if checker.start_runner() else None
         if lab in spec.labs and lab is not None and not checker.state.unreadable:

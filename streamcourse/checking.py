@@ -22,6 +22,7 @@ import contextlib
 import html
 import io
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -151,8 +152,18 @@ class Submission:
         return builder(*args, **kwargs)
 
 
-def within(seconds: float, fn: Callable[..., Any], *args: Any, what: str = "your code") -> Any:
-    """Call ``fn(*args)`` in a daemon thread; fail (not hang) when it takes longer than ``seconds``."""
+def within(
+    seconds: float,
+    fn: Callable[..., Any],
+    *args: Any,
+    what: str = "your code",
+    hopeless: Callable[[], str] | None = None,
+) -> Any:
+    """Call ``fn(*args)`` in a daemon thread; fail (not hang) when it takes longer than ``seconds``.
+
+    ``hopeless()``, asked every 20 ms while the call runs, may say why it can never
+    finish (a reason, else ""): the check then fails at once, with that reason.
+    """
     box: dict[str, Any] = {}
 
     def target() -> None:
@@ -163,7 +174,11 @@ def within(seconds: float, fn: Callable[..., Any], *args: Any, what: str = "your
 
     worker = threading.Thread(target=target, daemon=True, name="streamcourse-within")
     worker.start()
-    worker.join(seconds)
+    deadline = time.monotonic() + seconds
+    while worker.is_alive() and (left := deadline - time.monotonic()) > 0:
+        worker.join(left if hopeless is None else min(left, 0.02))
+        if hopeless is not None and worker.is_alive() and (why := hopeless()):
+            pytest.fail(f"{what}: {why}", pytrace=False)
     if worker.is_alive():
         pytest.fail(
             f"{what} did not finish within {seconds:g} s — does it read more of its input than it needs?", pytrace=False
@@ -266,18 +281,11 @@ def _pytest_args(exercises: Iterable[str], check_dirs: Iterable[Path]) -> list[s
     return args + [
         "-q",
         "--capture=no",
+        "--disable-plugin-autoload",  # only the plugins of _plugins(): the installed ones cost seconds
         "-p",
         "no:cacheprovider",
         "-p",
         "no:faulthandler",
-        "-p",
-        "no:timeout",
-        "-p",
-        "no:xdist",  # checks run in this process, whatever PYTEST_ADDOPTS says
-        "-p",
-        "no:xdist.looponfail",
-        "-p",
-        "streamcourse.checking",
         "--import-mode=importlib",
         "--rootdir",
         str(CHECKS_DIR),
@@ -304,6 +312,13 @@ class Run:
     def ran_all(self) -> bool:
         """False when pytest broke off (an INTERNALERROR): the missing results would have said something."""
         return len(self.results) == len(self.collected)
+
+
+def _plugins() -> list[object]:
+    """The plugins checks need, as modules: named with ``-p``, each would cost a scan of every installed package."""
+    import pytest_asyncio.plugin
+
+    return [pytest_asyncio.plugin, sys.modules[__name__]]
 
 
 class _Provide:
@@ -342,7 +357,10 @@ def run_checks(
     out = io.StringIO()
     sink = out if output is None else output
     with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-        pytest.main(_pytest_args(exercises, check_dirs) + list(extra_args), plugins=[collector, *injected, *plugins])
+        pytest.main(
+            _pytest_args(exercises, check_dirs) + list(extra_args),
+            plugins=[*_plugins(), collector, *injected, *plugins],
+        )
     nodeids = [item.nodeid for item in collector.collected]
     return Run(nodeids, collector.results, collector.collect_errors, out.getvalue(), collector.exercises)
 

@@ -22,17 +22,19 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
-import openai
 import psutil
 import pytest
 from httpx_sse import aconnect_sse
 
 from streamcourse import browser, llm
 from streamcourse.server import Served, serve
+
+if TYPE_CHECKING:  # openai takes a second to import: only the LLM labs' checks need it
+    import openai
 
 __all__ = [
     "CLICK_CLOCK",
@@ -45,6 +47,8 @@ __all__ = [
     "eventually",
     "page_time_to_monotonic",
     "peak_memory_growth",
+    "port_memory",
+    "port_memory_growth",
     "wait_until",
     "raw_get",
     "read_events",
@@ -122,6 +126,28 @@ def peak_memory_growth(process: psutil.Process, run: Callable[[], Any]) -> int:
     before = _status_kib(process.pid, "VmRSS")
     run()
     return max(0, _status_kib(process.pid, "VmHWM") - before) * 1024
+
+
+def port_memory(port: int) -> dict[int, int]:
+    """Private memory (USS) of each process below this one that holds a TCP socket on ``port``.
+
+    The processes are found from here, by their sockets (the listening one, or a
+    connection it accepted): when grading, no pid the learner's code reports is
+    believed. Compare two of these with :func:`port_memory_growth`.
+    """
+    found: dict[int, int] = {}
+    for process in psutil.Process().children(recursive=True):
+        try:
+            if any(c.laddr and c.laddr.port == port for c in process.net_connections(kind="tcp")):
+                found[process.pid] = process.memory_full_info().uss
+        except psutil.Error:
+            continue  # it ended meanwhile, or is not ours to read
+    return found
+
+
+def port_memory_growth(before: dict[int, int], after: dict[int, int]) -> int:
+    """How much the processes of ``after`` grew since ``before``; a new one counts whole, and none offsets another."""
+    return sum(max(0, uss - before.get(pid, 0)) for pid, uss in after.items())
 
 
 def _status_kib(pid: int, field_name: str) -> int:
@@ -231,6 +257,8 @@ class Model:
 
     def client(self) -> openai.AsyncOpenAI:
         """A client for this model, to hand to the learner's code (no retries: a check sees every failure)."""
+        import openai
+
         return openai.AsyncOpenAI(base_url=f"{self.url}/v1", api_key="not-needed", max_retries=0)
 
     def generation(self, prompt: str) -> llm.Generation:

@@ -197,7 +197,8 @@ class Engine:
         from streamcourse import checker
 
         lab_guess = next((lab for lab in self.spec.labs if lab in Path(job.path).name), None)
-        state = SubmissionState(job, self.spec.limits, self.expected.get(lab_guess or "", []), time.monotonic())
+        limits = self.spec.limits.for_notebook(job.path)
+        state = SubmissionState(job, limits, self.expected.get(lab_guess or "", []), time.monotonic())
         read_fd, write_fd = os.pipe()
         sys.stdout.flush()
         pid = os.fork()
@@ -224,7 +225,7 @@ class Engine:
         now = time.monotonic()
         for child in list(running.values()):
             if now >= child.state.deadline:
-                self._finish(child, running, free, f"{TIMED_OUT}: it used up its {self.spec.limits.timeout:g} s")
+                self._finish(child, running, free, f"{TIMED_OUT}: it used up its {child.state.limits.timeout:g} s")
 
     def _read(self, child: _Running) -> bool:
         """Take in what the checker wrote; False at the end of its stream."""

@@ -54,7 +54,16 @@ from streamcourse.results import (  # noqa: F401 - re-exported: the statuses are
     PASSED,
     TIMED_OUT,
 )
-from streamcourse.scoring import ExerciseSpec, Grade, Identity, best_per_lab, grade_records, lab_specs, score
+from streamcourse.scoring import (
+    ExerciseSpec,
+    Grade,
+    Identity,
+    best_per_lab,
+    grade_records,
+    lab_specs,
+    lab_timeouts,
+    score,
+)
 
 __all__ = [
     "GradingError",
@@ -269,6 +278,8 @@ def grade(
         except intake.IntakeError as exc:
             raise GradingError(str(exc)) from None
         specs, warnings = (options.specs, []) if options.specs is not None else lab_specs()
+        if limits is None:  # no --timeout: each lab's own, where its solution sets one
+            limits = Limits(lab_timeouts=lab_timeouts() if options.specs is None else {})
         subs = options.shard.select(found.submissions) if options.shard else found.submissions
         if not isolated:
             warnings.append(NOT_ISOLATED)
@@ -360,7 +371,7 @@ def _print_outcome(grades: list[Grade], out: Path, seconds: float) -> None:
 def main(args: argparse.Namespace) -> int:
     """``python -m streamcourse grade``: 0 when grading ran (whatever the scores), 2 when it could not."""
     started = time.monotonic()
-    limits = Limits(timeout=float(args.timeout))
+    limits = Limits(timeout=float(args.timeout)) if args.timeout is not None else None
     try:
         options = options_from_args(args)
         grades = grade(

@@ -14,15 +14,14 @@ type and message as its body (``LEARNER_ERROR`` header set), so a check can show
 the learner what went wrong without believing anything else the route says.
 """
 
-from __future__ import annotations
-
 import inspect
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+if TYPE_CHECKING:  # FastAPI is imported by the builders that make an app: lab 01's memory check needs none
+    from fastapi import FastAPI
+    from fastapi.responses import Response
 
 __all__ = [
     "LEARNER_ERROR",
@@ -68,7 +67,7 @@ def release_free_memory() -> None:
         pass
 
 
-def relay_behind(middleware: Any, model_url: str, **options: Any) -> FastAPI:
+def relay_behind(middleware: Any, model_url: str, **options: Any) -> "FastAPI":
     """A relay to the model at ``model_url``, wrapped in ``middleware(app, **options)`` (lab 12).
 
     ``GET /chat?prompt=`` streams the model's tokens as ``token`` events, then ``done``.
@@ -79,6 +78,8 @@ def relay_behind(middleware: Any, model_url: str, **options: Any) -> FastAPI:
     12's checks read in the model's record.
     """
     import openai
+    from fastapi import FastAPI, Request
+    from fastapi.responses import StreamingResponse
 
     app = FastAPI()
     client = openai.AsyncOpenAI(base_url=f"{model_url.rstrip('/')}/v1", api_key="not-needed", max_retries=0)
@@ -119,7 +120,9 @@ def relay_behind(middleware: Any, model_url: str, **options: Any) -> FastAPI:
 # --------------------------------------------------------------------------- lab 02: a learner's function behind a route
 
 
-def _raised(exc: Exception) -> Response:
+def _raised(exc: Exception) -> "Response":
+    from fastapi.responses import PlainTextResponse
+
     return PlainTextResponse(f"{type(exc).__name__}: {exc}", status_code=500, headers={LEARNER_ERROR: "1"})
 
 
@@ -128,7 +131,7 @@ def csv_download_app(
     rows: Callable[[], Iterable[Sequence[object]]] | int,
     header: Sequence[str],
     filename: str,
-) -> FastAPI:
+) -> "FastAPI":
     """``GET /export`` answers ``csv_export(<rows>, header=..., filename=...)``.
 
     ``rows`` is the check's own factory of rows, or a count: that many rows
@@ -139,6 +142,8 @@ def csv_download_app(
     ``GET /ping`` answers from the event loop itself, so a check can ask it
     while an export runs: it stays silent while the loop is blocked.
     """
+    from fastapi import FastAPI
+
     app = FastAPI()
 
     @app.get("/ping")
@@ -161,12 +166,14 @@ def _table(count: int) -> Iterator[tuple[int, str, str]]:
         yield (i, f"user {i}", "x" * 24)
 
 
-def ndjson_app(ndjson_rows: Callable[[AsyncIterable[Any]], Any], items: AsyncIterable[Any]) -> FastAPI:
+def ndjson_app(ndjson_rows: Callable[[AsyncIterable[Any]], Any], items: AsyncIterable[Any]) -> "FastAPI":
     """``GET /items`` answers ``ndjson_rows(items)``: one request per app, since ``items`` is read once.
 
     ``items`` is the check's own async iterable itself, not a factory: the
     grader's channel drives an async iterator on the loop of the check that lent it.
     """
+    from fastapi import FastAPI
+
     app = FastAPI()
 
     @app.get("/items")
@@ -179,8 +186,10 @@ def ndjson_app(ndjson_rows: Callable[[AsyncIterable[Any]], Any], items: AsyncIte
     return app
 
 
-def proxy_app(proxy: Callable[[str], Any], url: str) -> FastAPI:
+def proxy_app(proxy: Callable[[str], Any], url: str) -> "FastAPI":
     """``GET /proxy`` answers ``await proxy(url)`` (a plain return value is used as it is)."""
+    from fastapi import FastAPI
+
     app = FastAPI()
 
     @app.get("/proxy")
@@ -194,13 +203,16 @@ def proxy_app(proxy: Callable[[str], Any], url: str) -> FastAPI:
     return app
 
 
-def wrapped_stream_app(wrap: Callable[..., AsyncIterator[str]], source: AsyncIterator[str], *args: Any) -> FastAPI:
+def wrapped_stream_app(wrap: Callable[..., AsyncIterator[str]], source: AsyncIterator[str], *args: Any) -> "FastAPI":
     """An app whose ``GET /stream`` sends ``wrap(source, *args)`` as an event stream: one request per app.
 
     ``wrap`` is the learner's stream wrapper (lab 05's ``with_keepalive``); ``source``
     is the check's own async iterator itself, not a factory: the grader's channel
     drives an async iterator on the loop of the check that lent it.
     """
+    from fastapi import FastAPI
+    from fastapi.responses import StreamingResponse
+
     app = FastAPI()
 
     @app.get("/stream")

@@ -10,10 +10,12 @@ error, never a half-read result.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from streamcourse.isolation import SandboxLimits
@@ -48,6 +50,17 @@ class Limits:
     check_timeout: float | None = None  # default: a third of timeout, 2..30 s
     attempts: int = 3  # runners started for one submission (a hang or a crash costs one)
     sandbox: SandboxLimits = field(default_factory=SandboxLimits)
+    lab_timeouts: dict[str, float] = field(default_factory=dict)  # lab -> its own timeout, which replaces ``timeout``
+
+    def for_notebook(self, path: str) -> Limits:
+        """The limits of the notebook at ``path``: its lab's own timeout, when its file name names a lab that has one.
+
+        A learner who renames a notebook gets that lab's time at most: the checks are
+        chosen by the notebook's metadata, not by this name.
+        """
+        name = Path(path).name
+        lab = next((lab for lab in sorted(self.lab_timeouts) if name.startswith(lab)), None)
+        return self if lab is None else dataclasses.replace(self, timeout=self.lab_timeouts[lab], lab_timeouts={})
 
     @property
     def cell_seconds(self) -> float:
@@ -152,13 +165,20 @@ def submission_record(raw: SubmissionRecord | dict[str, Any]) -> SubmissionRecor
     return record
 
 
+@functools.cache
+def _fields(kind: type) -> dict[str, Any]:
+    """A record's field types, resolved once (resolving them compiles each annotation: the engine reads thousands)."""
+    hints = typing.get_type_hints(kind)
+    return {f.name: hints[f.name] for f in dataclasses.fields(kind)}
+
+
 def _build(kind: Any, data: Any) -> Any:
     origin = typing.get_origin(kind)
     if isinstance(kind, type) and dataclasses.is_dataclass(kind):
         if type(data) is not dict:
             raise RecordError(f"{kind.__name__}: expected an object")
-        hints = typing.get_type_hints(kind)
-        names = {f.name for f in dataclasses.fields(kind)}
+        hints = _fields(kind)
+        names = hints.keys()
         if set(data) - names:
             raise RecordError(f"{kind.__name__}: unknown fields {sorted(set(data) - names)[:3]}")
         return kind(**{name: _build(hints[name], value) for name, value in data.items()})

@@ -102,21 +102,7 @@ class CheckSide(Policy):
             int(served["port"]),
             lambda: peer.call("stop", None, served["port"], timeout=15),
             ports=[int(port) for port in served["ports"]],
-            pids=[_seen_from_here(int(pid)) for pid in served["pids"]],
         )
-
-
-def _seen_from_here(pid: int) -> int:
-    """The pid, in this process's pid namespace, of our descendant that calls itself ``pid`` in its own."""
-    for process in psutil.Process().children(recursive=True):
-        try:
-            with open(f"/proc/{process.pid}/status") as status:
-                line = next((text for text in status if text.startswith("NSpid:")), "")
-        except OSError:
-            continue
-        if line.split()[-1:] == [str(pid)]:
-            return process.pid
-    raise LookupError(f"no process of the runner's is pid {pid} in its own namespace")
 
 
 # --------------------------------------------------------------------------- one runner
@@ -194,7 +180,12 @@ class Runner:
 
     @property
     def pid(self) -> int:
-        """The runner's own Python process, as this side sees it (bwrap, its reaper, then Python)."""
+        """The runner's own Python process, as this side sees it (bwrap, its reaper, then Python).
+
+        Found from here, never from what the runner says. The learner's code may
+        start other Pythons, but only after the runner: inside the sandbox's own pid
+        namespace, which counts from 1 for each runner, theirs have higher pids.
+        """
         if self.process is None:
             raise RuntimeError("the runner was never started")
         try:
@@ -202,7 +193,7 @@ class Runner:
         except psutil.Error:
             return self.process.pid
         pythons = [p for p in tree if _cmdline(p)[:2] == [sys.executable, "-I"]]
-        return pythons[0].pid if pythons else self.process.pid
+        return min(pythons, key=_inner_pid).pid if pythons else self.process.pid
 
     @property
     def alive(self) -> bool:
@@ -223,6 +214,16 @@ class Runner:
             self.process.kill()  # bwrap dies, and --die-with-parent takes every process of the sandbox with it
         self.ended = _describe_exit(self.process.wait())
         return self.ended
+
+
+def _inner_pid(process: psutil.Process) -> int:
+    """The pid ``process`` has in its innermost pid namespace (its own pid where there is only one)."""
+    try:
+        with open(f"/proc/{process.pid}/status") as status:
+            line = next((text for text in status if text.startswith("NSpid:")), "")
+        return int(line.split()[-1])
+    except (OSError, ValueError, IndexError):
+        return process.pid
 
 
 def _cmdline(process: psutil.Process) -> list[str]:

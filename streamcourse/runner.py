@@ -15,7 +15,6 @@ from what it observes, and kills this process when it takes too long.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import builtins
 import contextlib
 import operator
@@ -26,13 +25,16 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamcourse import cells, notebooks
 from streamcourse.channel import Frames, Recipe
 from streamcourse.peer import Peer, Policy
 
-__all__ = ["main", "LearnerSide", "learner_loop"]
+if TYPE_CHECKING:
+    import asyncio
+
+__all__ = ["main", "LearnerSide", "LearnerLoop"]
 
 
 class CellTimeout(BaseException):
@@ -62,12 +64,12 @@ SYNC_OPS: dict[str, Callable[..., Any]] = {
 class LearnerSide(Policy):
     """The runner's policy: anything a check may ask of the learner's code."""
 
-    def __init__(self, values: dict[str, Any], loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, values: dict[str, Any], loop: LearnerLoop) -> None:
         self.values, self.loop = values, loop
         self.servers: dict[int, Any] = {}
 
     def loop_for(self, obj: Any) -> asyncio.AbstractEventLoop:
-        return self.loop
+        return self.loop.get()
 
     def rebuild(self, recipe: Recipe) -> Any:
         if recipe.kind == "openai":
@@ -124,7 +126,7 @@ class LearnerSide(Policy):
 
             group = serve_workers(args[0], int(args[1]), name=f"runner-{str(args[2])[:40]}")
             self.servers[group.port] = group
-            return {"port": group.port, "ports": group.ports, "pids": group.pids}
+            return {"port": group.port, "ports": group.ports}  # no pids: the checker finds the workers by their sockets
         if op == "stop":
             server = self.servers.pop(int(args[0]), None)
             if server is not None:
@@ -133,16 +135,32 @@ class LearnerSide(Policy):
         raise PermissionError(f"unknown operation {op!r}")
 
 
-def learner_loop() -> asyncio.AbstractEventLoop:
-    """The event loop every async piece of learner code runs on: cells, generators, awaits."""
-    loop = asyncio.new_event_loop()
-    threading.Thread(target=loop.run_forever, daemon=True, name="streamcourse-learner-loop").start()
-    return loop
+class LearnerLoop:
+    """The event loop every async piece of learner code runs on (cells, generators, awaits), started on first use.
+
+    Importing asyncio takes a runner longer than its notebook often does (60 ms
+    here): a lab whose code never awaits never pays for it.
+    """
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                import asyncio
+
+                self._loop = asyncio.new_event_loop()
+                threading.Thread(target=self._loop.run_forever, daemon=True, name="streamcourse-learner-loop").start()
+            return self._loop
 
 
-def _coroutine_runner(loop: asyncio.AbstractEventLoop) -> Callable[[Coroutine[Any, Any, Any]], Any]:
+def _coroutine_runner(loop: LearnerLoop) -> Callable[[Coroutine[Any, Any, Any]], Any]:
     def run(coroutine: Coroutine[Any, Any, Any]) -> Any:
-        future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        import asyncio
+
+        future = asyncio.run_coroutine_threadsafe(coroutine, loop.get())
         try:
             return future.result()
         except CellTimeout:
@@ -229,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for fd in (0, 1, 2):  # what the notebook prints goes nowhere: it is not graded, and may be endless
         os.dup2(os.open(os.devnull, os.O_RDWR), fd)
-    loop = learner_loop()
+    loop = LearnerLoop()
     values: dict[str, Any] = {"__name__": "__main__", "check": cells.no_check}
     peer = Peer(Frames(socket.socket(fileno=args.channel)), LearnerSide(values, loop)).start()
     peer.notify("hello", {"pid": os.getpid()})

@@ -136,6 +136,25 @@ def lab_specs(solutions_dir: Path = SOLUTIONS_DIR) -> tuple[dict[str, list[Exerc
     return specs, warnings
 
 
+def lab_timeouts(solutions_dir: Path = SOLUTIONS_DIR) -> dict[str, float]:
+    """Each lab's own time per submission, where its SOLUTION sets one (``metadata.streamcourse.timeout``).
+
+    ``grade`` uses them when the instructor gives no ``--timeout``: a lab whose
+    checks take a second need not let an endless loop run for the minute a lab
+    with load tests needs.
+    """
+    timeouts: dict[str, float] = {}
+    for solution in sorted(solutions_dir.glob("lab[0-9][0-9]_*.ipynb")):
+        try:
+            nb = notebooks.read(solution)
+        except notebooks.NotebookError:
+            continue  # lab_specs already warns about it
+        lab, seconds = notebooks.lab_of(nb, solution), nb.metadata.get("streamcourse", {}).get("timeout")
+        if lab is not None and type(seconds) in (int, float) and seconds > 0:
+            timeouts[lab] = float(seconds)
+    return timeouts
+
+
 def save_specs(specs: dict[str, list[ExerciseSpec]]) -> str:
     return json.dumps({lab: [vars(e) for e in exercises] for lab, exercises in sorted(specs.items())}, indent=1)
 

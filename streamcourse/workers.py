@@ -175,8 +175,7 @@ def _config(app: Any, log_level: str) -> uvicorn.Config:
 class ElsewhereWorkers(ElsewhereServer):
     """Workers another process runs for us on the same loopback (the learner's app, in the grader's sandbox)."""
 
-    ports: list[int] = field(default_factory=list)
-    pids: list[int] = field(default_factory=list)  # as this process sees them
+    ports: list[int] = field(default_factory=list)  # no pids: a check finds who serves a port by its sockets
 
     @property
     def urls(self) -> list[str]:

@@ -335,6 +335,19 @@ def test_every_solution_scores_full_marks_and_every_blank_lab_scores_zero(tmp_pa
     assert all(g.max_points > 0 and not g.flags for g in grades)
 
 
+def test_without_a_timeout_a_lab_gets_the_time_its_solution_sets_never_what_the_learner_wrote(tmp_path: Path) -> None:
+    nb = hostile.with_cell("while True:\n    pass")
+    nb.metadata["streamcourse"]["timeout"] = 1000  # the learner's own claim, in their own notebook
+    hostile._write(nb, tmp_path / "class" / "looper")
+
+    (grade,) = grading.grade([tmp_path / "class"], tmp_path / "out", jobs=1, progress=False)
+
+    assert grade.points == hostile.FULL
+    assert "did not finish within 1.5 s" in grade.cells[0].error, "lab01's solution sets 6 s: 1.5 s per cell"
+    run = json.loads((tmp_path / "out" / "grades.json").read_text())
+    assert run["limits"]["lab_timeouts"] == {"lab01": 6.0}
+
+
 def test_without_a_usable_sandbox_grade_refuses_and_says_how_to_install_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

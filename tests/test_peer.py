@@ -21,7 +21,7 @@ from streamcourse.channel import Frames
 from streamcourse.peer import Closed, Peer
 from streamcourse.proxy import LearnerError, Proxy
 from streamcourse.remote import CheckSide
-from streamcourse.runner import LearnerSide, learner_loop
+from streamcourse.runner import LearnerLoop, LearnerSide
 
 LEARNER_CODE = """
 import asyncio
@@ -78,7 +78,7 @@ def sides() -> Iterator[tuple[Peer, dict[str, Any]]]:
     values: dict[str, Any] = {}
     exec(compile(LEARNER_CODE, "<cell 1>", "exec"), values)
     mine, theirs = socket.socketpair()
-    learner = Peer(Frames(theirs), LearnerSide(values, learner_loop())).start()
+    learner = Peer(Frames(theirs), LearnerSide(values, LearnerLoop())).start()
     checker = Peer(Frames(mine), CheckSide()).start()
     yield checker, values
     checker.close()

@@ -29,6 +29,7 @@ from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 from nbclient import NotebookClient
 
+from streamcourse.checkkit import port_memory, port_memory_growth
 from streamcourse.server import running, serve, stop_all
 from streamcourse.workers import serve_workers
 
@@ -85,6 +86,22 @@ def test_each_worker_is_a_process_of_its_own_reached_by_its_own_url() -> None:
 
     assert answered == workers.pids
     assert len(set(answered)) == 3 and os.getpid() not in answered
+
+
+def test_the_process_serving_a_port_is_found_by_its_socket_not_by_a_reported_pid() -> None:
+    workers = serve_workers(pid_app(), 2, name="found")
+
+    found = [set(port_memory(port)) for port in workers.ports]
+
+    assert found == [{workers.pids[0]}, {workers.pids[1]}], f"who holds each worker's port: {found}"
+
+
+def test_memory_growth_counts_a_new_holder_whole_and_lets_no_holder_offset_another() -> None:
+    before = {10: 5_000_000, 11: 1_000}
+
+    grown = port_memory_growth(before, {11: 3_000, 12: 400})
+
+    assert grown == 2_000 + 400, "pid 10 left with its 5 MB; it must not hide what 11 and the new 12 hold"
 
 
 def test_the_shared_url_is_answered_by_more_than_one_worker() -> None:

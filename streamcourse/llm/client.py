@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import openai
+if TYPE_CHECKING:  # openai takes most of a second to import: only a caller of client() pays for it
+    import openai
 
 __all__ = ["client", "describe"]
 
@@ -23,6 +24,8 @@ def client(url: Any = None, *, real: bool | None = None, **options: Any) -> open
     """An AsyncOpenAI for the embedded server at ``url`` (a URL or a ``serve()`` handle) —
     or, when ``OPENAI_API_KEY`` is set (or ``real=True``), for the real service at
     ``OPENAI_BASE_URL`` or OpenAI. Checks pass ``real=False`` to always use the embedded one."""
+    import openai
+
     if _real(real):
         return openai.AsyncOpenAI(**options)  # the SDK reads OPENAI_API_KEY and OPENAI_BASE_URL
     if url is None:

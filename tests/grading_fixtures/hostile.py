@@ -133,8 +133,8 @@ def killed_during_a_check(folder: Path) -> float:
 
 
 def hangs_in_a_check(folder: Path) -> float:
-    """batched loops forever when the memory check asks for 64 KiB chunks; it is right otherwise."""
-    source = ("def batched(rows, max_bytes):\n    while max_bytes == 65536:\n        pass\n") + _BATCHED_BODY
+    """batched loops forever when the memory check asks for 256 KiB chunks (only it does); it is right otherwise."""
+    source = ("def batched(rows, max_bytes):\n    while max_bytes == 256 * 1024:\n        pass\n") + _BATCHED_BODY
     _write(replace_exercise("lab01.batched", source), folder)
     return 4.0 + 6.0 * 5 / 6  # the memory check times out; the other five pass
 

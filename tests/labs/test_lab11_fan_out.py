@@ -21,10 +21,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
 import httpx
-import psutil
 import pytest
 import redis.asyncio as aioredis
 
+from streamcourse.checkkit import port_memory, port_memory_growth
 from streamcourse.redis_server import RedisServer, start_redis
 from streamcourse.workers import Workers, serve_workers
 
@@ -36,6 +36,7 @@ BOTH = [
 ]
 TIMEOUT = httpx.Timeout(10.0)
 BUFFER = 32  # the per-client buffer the checks ask make_fan_out_app for
+WORKERS = 2  # worker processes the checks ask serve_workers for
 
 
 # --------------------------------------------------------------------------- what a browser would make of the bytes
@@ -179,7 +180,7 @@ def start(submission, redis_server: RedisServer) -> Iterator[Callable[..., Worke
     """Serve the learner's app for ``exercise`` from real worker processes."""
     running: list[Workers] = []
 
-    def run(exercise: str, stream: str, workers: int = 2, maxlen: int = 1000) -> Workers:
+    def run(exercise: str, stream: str, workers: int = WORKERS, maxlen: int = 1000) -> Workers:
         if exercise == LOG:
             app = submission.make_log_app(redis_server.url, stream, maxlen)
         else:
@@ -406,10 +407,13 @@ class FrozenClient:
         self.sock.close()
 
 
-def private_memory(workers: Workers, index: int) -> int:
-    """USS: memory only this worker holds. Not RSS: a forked worker reuses heap pages it inherited
-    (counted in RSS already), so RSS can hide what it allocates; those pages become its own (USS) when written."""
-    return psutil.Process(workers.pids[index]).memory_full_info().uss
+def private_memory(workers: Workers, index: int) -> dict[int, int]:
+    """USS of whatever serves worker ``index``'s port, found by its sockets (a reported pid is never believed).
+
+    USS, not RSS: a forked worker reuses heap pages it inherited (counted in RSS
+    already), so RSS can hide what it allocates; those pages become its own (USS) when written.
+    """
+    return port_memory(workers.ports[index])
 
 
 FLOOD = 5000  # entries of 4 KiB: 20 MiB, five times what a frozen socket's buffers absorb
@@ -422,7 +426,9 @@ def numbers(parser: Parser) -> list[int]:
     return [int(e.data.split(" ", 1)[0]) for e in parser.messages]
 
 
-async def flood_with_a_frozen_client(start, log, http, exercise) -> tuple[Workers, FrozenClient, list[Parser], int]:
+async def flood_with_a_frozen_client(
+    start, log, http, exercise
+) -> tuple[Workers, FrozenClient, list[Parser], dict[int, int]]:
     """A frozen client and a reading one on worker 0, a reading one on worker 1; then 20 MiB are published."""
     workers = start(exercise, log.stream, maxlen=100_000)
     frozen = FrozenClient(workers.urls[0])
@@ -470,7 +476,7 @@ async def test_a_client_that_stops_reading_does_not_stall_the_others(exercise, s
 )
 async def test_a_client_that_stops_reading_costs_bounded_memory(exercise, start, log, http) -> None:
     workers, frozen, _, before = await flood_with_a_frozen_client(start, log, http, exercise)
-    grown = private_memory(workers, 0) - before
+    grown = port_memory_growth(before, private_memory(workers, 0))
     frozen.close()
     assert grown < 10 * 2**20, (
         f"a client that read nothing while 20 MiB were published made its worker grow by {grown / 2**20:.0f} MiB: "
@@ -501,7 +507,7 @@ async def test_each_worker_reads_the_log_once_for_all_its_clients(start, log, ht
     finally:
         for client in clients:
             await client.close()
-    assert most <= 2 * len(workers.pids), (
+    assert most <= 2 * WORKERS, (
         f"16 clients on 2 workers kept {most} XREAD BLOCK calls waiting in Redis: one reader task per worker "
         "should read the log for all of that worker's clients and hand each entry to their buffers"
     )
