@@ -29,7 +29,7 @@ from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 from nbclient import NotebookClient
 
-from streamcourse.checkkit import port_memory, port_memory_growth
+from streamcourse.memory import port_memory, port_memory_growth
 from streamcourse.server import running, serve, stop_all
 from streamcourse.workers import serve_workers
 

@@ -21,7 +21,7 @@ import pytest
 
 from streamcourse import harness
 from streamcourse.checking import within
-from streamcourse.checkkit import peak_memory_growth
+from streamcourse.memory import peak_memory_growth
 
 READ = "lab01.read_chunks"
 BATCH = "lab01.batched"

@@ -24,7 +24,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from streamcourse.checkkit import port_memory, port_memory_growth
+from streamcourse.memory import port_memory, port_memory_growth
 from streamcourse.redis_server import RedisServer, start_redis
 from streamcourse.workers import Workers, serve_workers
 
