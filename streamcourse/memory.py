@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +41,20 @@ def peak_memory_growth(process: psutil.Process, run: Callable[[], Any]) -> int:
     return max(0, _status_kib(process.pid, "VmHWM") - before) * 1024
 
 
-def port_memory(port: int) -> dict[int, int]:
-    """Private memory (USS) of each process below this one that holds a TCP socket on ``port``.
+def port_memory(port: int, also: Iterable[int] = ()) -> dict[int, int]:
+    """Private memory (USS) of each process below this one that holds a TCP socket on ``port``, and of ``also``.
 
     The processes are found from here, by their sockets (the listening one, or a
     connection it accepted): when grading, no pid the learner's code reports is
-    believed. Compare two of these with :func:`port_memory_growth`.
+    believed. Pass the pids of an earlier reading as ``also``, so a process that
+    let go of the port is still measured; compare with :func:`port_memory_growth`.
     """
     found: dict[int, int] = {}
     for process in psutil.Process().children(recursive=True):
         try:
-            if any(c.laddr and c.laddr.port == port for c in process.net_connections(kind="tcp")):
+            if process.pid in also or any(
+                c.laddr and c.laddr.port == port for c in process.net_connections(kind="tcp")
+            ):
                 found[process.pid] = process.memory_full_info().uss
         except psutil.Error:
             continue  # it ended meanwhile, or is not ours to read
