@@ -19,7 +19,10 @@ import json
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # FastAPI is imported by the builders that make an app: lab 01's memory check needs none
+# FastAPI is imported by the builders that make an app (lab 01's memory check needs none). So no
+# ``from __future__ import annotations`` here: FastAPI would look a route's ``Request`` up in this
+# module's globals, where it is not; evaluated as written, it is found in the builder's scope.
+if TYPE_CHECKING:
     from fastapi import FastAPI
     from fastapi.responses import Response
 

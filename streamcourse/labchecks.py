@@ -27,6 +27,7 @@ PYTEST_EXTRA = (
     "no:pastebin",
     "-p",
     "no:doctest",
+    "--tb=native",  # a failure's message is all the grader keeps: pytest's long form costs 15 ms a failing check
 )
 
 

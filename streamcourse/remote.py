@@ -127,10 +127,12 @@ class Runner:
         self.process: subprocess.Popen[bytes] | None = None
         self.peer: Peer | None = None
         self.ended = ""  # how the last runner ended, for messages
+        self._pid: int | None = None  # the runner's Python, once found (finding it reads every process of the machine)
 
     def start(self, skip: list[int]) -> None:
         mine, theirs = socket.socketpair()
         command = self._command(theirs.fileno(), skip)
+        self._pid = None
         self.process = subprocess.Popen(  # noqa: S603 - the sandbox command this module builds
             command,
             pass_fds=[theirs.fileno()],
@@ -188,12 +190,17 @@ class Runner:
         """
         if self.process is None:
             raise RuntimeError("the runner was never started")
+        if self._pid is not None:
+            return self._pid
         try:
             tree = psutil.Process(self.process.pid).children(recursive=True)
         except psutil.Error:
             return self.process.pid
         pythons = [p for p in tree if _cmdline(p)[:2] == [sys.executable, "-I"]]
-        return min(pythons, key=_inner_pid).pid if pythons else self.process.pid
+        if not pythons:
+            return self.process.pid
+        self._pid = min(pythons, key=_inner_pid).pid
+        return self._pid
 
     @property
     def alive(self) -> bool:

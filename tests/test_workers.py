@@ -29,7 +29,7 @@ from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 from nbclient import NotebookClient
 
-from streamcourse.checkkit import port_memory, port_memory_growth
+from streamcourse.memory import port_memory, port_memory_growth
 from streamcourse.server import running, serve, stop_all
 from streamcourse.workers import serve_workers
 
@@ -94,6 +94,28 @@ def test_the_process_serving_a_port_is_found_by_its_socket_not_by_a_reported_pid
     found = [set(port_memory(port)) for port in workers.ports]
 
     assert found == [{workers.pids[0]}, {workers.pids[1]}], f"who holds each worker's port: {found}"
+
+
+def test_a_process_that_let_go_of_the_port_is_still_measured() -> None:
+    code = (
+        "import socket, sys, time\n"
+        "s = socket.create_server(('127.0.0.1', 0)); print(s.getsockname()[1], flush=True)\n"
+        "sys.stdin.readline(); s.close(); blob = bytearray(32 * 2**20); print('closed', flush=True); time.sleep(60)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        port = int(child.stdout.readline())
+        before = port_memory(port)
+        child.stdin.write("close\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "closed"
+
+        assert set(before) == {child.pid} and port_memory(port) == {}
+        assert port_memory_growth(before, port_memory(port, also=before)) > 30 * 2**20
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_memory_growth_counts_a_new_holder_whole_and_lets_no_holder_offset_another() -> None:

@@ -24,7 +24,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from streamcourse.checkkit import port_memory, port_memory_growth
+from streamcourse.memory import port_memory, port_memory_growth
 from streamcourse.redis_server import RedisServer, start_redis
 from streamcourse.workers import Workers, serve_workers
 
@@ -407,13 +407,16 @@ class FrozenClient:
         self.sock.close()
 
 
-def private_memory(workers: Workers, index: int) -> dict[int, int]:
+def private_memory(workers: Workers, index: int, before: dict[int, int] | None = None) -> dict[int, int]:
     """USS of whatever serves worker ``index``'s port, found by its sockets (a reported pid is never believed).
 
     USS, not RSS: a forked worker reuses heap pages it inherited (counted in RSS
     already), so RSS can hide what it allocates; those pages become its own (USS) when written.
     """
-    return port_memory(workers.ports[index])
+    memory = port_memory(workers.ports[index], also=before or {})
+    if not memory:
+        pytest.fail(f"found no process serving worker {index}'s port {workers.ports[index]}", pytrace=False)
+    return memory
 
 
 FLOOD = 5000  # entries of 4 KiB: 20 MiB, five times what a frozen socket's buffers absorb
@@ -476,13 +479,19 @@ async def test_a_client_that_stops_reading_does_not_stall_the_others(exercise, s
 )
 async def test_a_client_that_stops_reading_costs_bounded_memory(exercise, start, log, http) -> None:
     workers, frozen, _, before = await flood_with_a_frozen_client(start, log, http, exercise)
-    grown = port_memory_growth(before, private_memory(workers, 0))
+    after = private_memory(workers, 0, before)
+    grown = port_memory_growth(before, after)
     frozen.close()
     assert grown < 10 * 2**20, (
         f"a client that read nothing while 20 MiB were published made its worker grow by {grown / 2**20:.0f} MiB: "
         "bound what waits for each client (a queue with a maxsize, drop or disconnect when it is full) — "
-        "the log in Redis keeps the events, so a dropped client loses nothing"
+        "the log in Redis keeps the events, so a dropped client loses nothing "
+        f"(MiB held by each process serving its port, before and after: {mib(before)}, {mib(after)})"
     )
+
+
+def mib(memory: dict[int, int]) -> dict[int, float]:
+    return {pid: round(uss / 2**20, 1) for pid, uss in memory.items()}
 
 
 # --------------------------------------------------------------------------- lab11.fan_out: one reader per worker
