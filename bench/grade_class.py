@@ -102,7 +102,7 @@ def main() -> int:
         kinds = make_class(work / "class", args.learners, out)
         counts = {k: list(kinds.values()).count(k) for k in ("right", "wrong", "hostile")}
         chosen = grading.Limits(timeout=args.timeout) if args.timeout else None
-        limits = chosen or grading.Limits(lab_timeouts=lab_timeouts()).for_notebook(hostile.NAME)
+        limits = chosen or grading.Limits(lab_timeouts=lab_timeouts()).for_lab("lab01")
         print(
             f"class: {args.learners} learners of lab01 — {counts['right']} right, {counts['wrong']} wrong, "
             f"{counts['hostile']} hostile; {args.jobs} jobs on {os.cpu_count()} CPUs, {limits.timeout:g} s each"

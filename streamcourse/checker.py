@@ -285,7 +285,7 @@ def grade_one(job: Job, slot: int, spec: GradingSpec, private: Path, emit: Calla
         emit(Event("lab", lab=notebooks.lab_in_name(job.path), text=too_big))
         emit(Event("finished", count=0))
         return
-    limits = spec.limits.for_notebook(job.path)
+    limits = spec.limits.for_lab(notebooks.lab_in_name(job.path))
     checker = Checker(notebook, shared_folder(private), limits, spec.isolated, slot, emit)
     try:
         lab = checker.state.lab if checker.start_runner() else None

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streamcourse import processes
+from streamcourse import notebooks, processes
 from streamcourse.records import (
     CellRecord,
     CheckRecord,
@@ -196,8 +196,8 @@ class Engine:
     def _start(self, job: Job, slot: int) -> _Running:
         from streamcourse import checker
 
-        lab_guess = next((lab for lab in self.spec.labs if lab in Path(job.path).name), None)
-        limits = self.spec.limits.for_notebook(job.path)
+        lab_guess = notebooks.lab_in_name(job.path)
+        limits = self.spec.limits.for_lab(lab_guess)
         state = SubmissionState(job, limits, self.expected.get(lab_guess or "", []), time.monotonic())
         read_fd, write_fd = os.pipe()
         sys.stdout.flush()

@@ -15,7 +15,6 @@ import json
 import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 from streamcourse.isolation import SandboxLimits
@@ -52,15 +51,15 @@ class Limits:
     sandbox: SandboxLimits = field(default_factory=SandboxLimits)
     lab_timeouts: dict[str, float] = field(default_factory=dict)  # lab -> its own timeout, which replaces ``timeout``
 
-    def for_notebook(self, path: str) -> Limits:
-        """The limits of the notebook at ``path``: its lab's own timeout, when its file name names a lab that has one.
+    def for_lab(self, lab: str | None) -> Limits:
+        """The limits of a submission of ``lab`` (as its file name says): that lab's own timeout, if it has one.
 
         A learner who renames a notebook gets that lab's time at most: the checks are
-        chosen by the notebook's metadata, not by this name.
+        chosen by the notebook's metadata, not by its name.
         """
-        name = Path(path).name
-        lab = next((lab for lab in sorted(self.lab_timeouts) if name.startswith(lab)), None)
-        return self if lab is None else dataclasses.replace(self, timeout=self.lab_timeouts[lab], lab_timeouts={})
+        if lab not in self.lab_timeouts:
+            return self
+        return dataclasses.replace(self, timeout=self.lab_timeouts[lab], lab_timeouts={})
 
     @property
     def cell_seconds(self) -> float:

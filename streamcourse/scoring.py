@@ -17,7 +17,7 @@ shards are merged into reports identical to a single run.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -112,15 +112,23 @@ class Grade:
 # --------------------------------------------------------------------------- what exercises are worth
 
 
+def _solutions(solutions_dir: Path) -> Iterator[tuple[Path, Any]]:
+    """Each solution notebook of the labs, read (its ``NotebookError`` in its place when it cannot be)."""
+    for solution in sorted(solutions_dir.glob("lab[0-9][0-9]_*.ipynb")):
+        try:
+            nb: Any = notebooks.read(solution)
+        except notebooks.NotebookError as exc:
+            nb = exc
+        yield solution, nb
+
+
 def lab_specs(solutions_dir: Path = SOLUTIONS_DIR) -> tuple[dict[str, list[ExerciseSpec]], list[str]]:
     """Each lab's exercises and points, from the SOLUTION notebooks; plus warnings."""
     specs: dict[str, list[ExerciseSpec]] = {}
     warnings: list[str] = []
-    for solution in sorted(solutions_dir.glob("lab[0-9][0-9]_*.ipynb")):
-        try:
-            nb = notebooks.read(solution)
-        except notebooks.NotebookError as exc:
-            warnings.append(f"solution {solution.name} cannot be read, its lab is not graded: {exc}")
+    for solution, nb in _solutions(solutions_dir):
+        if isinstance(nb, notebooks.NotebookError):
+            warnings.append(f"solution {solution.name} cannot be read, its lab is not graded: {nb}")
             continue
         lab = notebooks.lab_of(nb, solution)
         if lab is None:
@@ -144,10 +152,8 @@ def lab_timeouts(solutions_dir: Path = SOLUTIONS_DIR) -> dict[str, float]:
     with load tests needs.
     """
     timeouts: dict[str, float] = {}
-    for solution in sorted(solutions_dir.glob("lab[0-9][0-9]_*.ipynb")):
-        try:
-            nb = notebooks.read(solution)
-        except notebooks.NotebookError:
+    for solution, nb in _solutions(solutions_dir):
+        if isinstance(nb, notebooks.NotebookError):
             continue  # lab_specs already warns about it
         lab, seconds = notebooks.lab_of(nb, solution), nb.metadata.get("streamcourse", {}).get("timeout")
         if lab is not None and type(seconds) in (int, float) and seconds > 0:
